@@ -1,0 +1,7 @@
+"""`python -m opta_exporter` runs the daemon."""
+
+import sys
+
+from opta_exporter.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""Flags, logging, signals: everything between the shell and the Exporter."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from opta_exporter import __version__
+from opta_exporter.config import OPTIONS, ConfigError, config_from_values
+from opta_exporter.daemon import Exporter
+from opta_exporter.logs import setup_logging
+
+log = logging.getLogger("opta_exporter")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opta-exporter",
+        description="Prometheus exporter for Opta LMX. Every flag has an environment twin "
+        "(shown in brackets); the admin key comes from a file or OPTA_LMX_ADMIN_KEY, "
+        "never from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    for opt in OPTIONS:
+        default = f"default {opt.default}" if opt.default is not None else "no default"
+        parser.add_argument(
+            opt.flag,
+            dest=opt.dest,
+            default=None,
+            metavar="VALUE",
+            help=f"{opt.help} ({default}) [{opt.env}]",
+        )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_values(vars(args))
+    except ConfigError as exc:
+        print(f"opta-exporter: error: {exc}", file=sys.stderr)  # one line, before any thread
+        return 2
+    setup_logging(config.log_level, config.log_format)
+    try:
+        exporter = Exporter(config)
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%d: %s", config.listen_host, config.listen_port, exc.strerror
+        )
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    exporter.start()
+    log.info(
+        "opta-exporter %s serving %s on port %d, following %s",
+        __version__,
+        config.telemetry_path,
+        exporter.server.port,
+        config.lmx_url,
+    )
+    stop.wait()
+    log.info("stopping")
+    exporter.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""State -> metric families, at scrape time (a custom collector, as client_python advises
+for data proxied from another system).
+
+METRICS is the one list of what we expose: the collector, `describe()`, the README's
+metric table and the tests all read it, so none can drift from the others.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from opta_exporter import __version__
+from opta_exporter.health import CONNECTION_STATES, ExporterHealth
+from opta_exporter.histogram import HistogramFamily
+from opta_exporter.labels import READINESS_STATES
+from opta_exporter.state import LmxState
+from opta_exporter.store import Store
+from opta_exporter.window import window_stats
+
+Sample = tuple[tuple[str, ...], float]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: str  # gauge | counter | histogram
+    labels: tuple[str, ...]
+    help: str
+
+
+def _g(name: str, labels: str, text: str) -> MetricSpec:
+    return MetricSpec(name, "gauge", tuple(labels.split()), text)
+
+
+def _c(name: str, labels: str, text: str) -> MetricSpec:
+    return MetricSpec(name, "counter", tuple(labels.split()), text)
+
+
+def _h(name: str, labels: str, text: str) -> MetricSpec:
+    return MetricSpec(name, "histogram", tuple(labels.split()), text)
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    _g("opta_lmx_up", "", "1 while the LMX event stream is open and not stale."),
+    _g("opta_lmx_info", "version", "LMX version from the last snapshot."),
+    _g("opta_lmx_start_time_seconds", "", "LMX start time, unix seconds."),
+    _g("opta_lmx_memory_total_bytes", "", "Unified memory in total."),
+    _g("opta_lmx_memory_used_bytes", "", "Unified memory in use."),
+    _g("opta_lmx_memory_available_bytes", "", "Unified memory available."),
+    _g("opta_lmx_memory_threshold_ratio", "", "LMX's memory admission threshold, 0-1."),
+    _g("opta_lmx_requests_in_flight", "", "Requests being served."),
+    _g("opta_lmx_requests_max_concurrent", "", "LMX's concurrency limit."),
+    _g("opta_lmx_temperature_celsius", "", "Temperature, when a snapshot carries it."),
+    _g("opta_lmx_model_loaded", "model format", "1 for each loaded model."),
+    _g("opta_lmx_model_memory_bytes", "model", "Memory held by a loaded model."),
+    _g("opta_lmx_model_readiness", "model state", "One-hot readiness state of a model."),
+    _g("opta_lmx_model_crashes", "model", "LMX's crash count for the model."),
+    _g("opta_lmx_download_progress_ratio", "repo", "Progress of running downloads, 0-1."),
+    _g("opta_lmx_quantize_progress_ratio", "model", "Progress of running quantize jobs."),
+    _c("opta_lmx_events_total", "event", "Events received, heartbeats included."),
+    _c("opta_lmx_model_loads_total", "model format", "Model loads."),
+    _h("opta_lmx_model_load_duration_seconds", "format", "Model load duration."),
+    _c("opta_lmx_model_unloads_total", "reason", "Model unloads by reason."),
+    _c("opta_lmx_model_canaries_total", "outcome", "Canary runs by outcome."),
+    _h("opta_lmx_model_canary_duration_seconds", "outcome", "Canary duration."),
+    _c(
+        "opta_lmx_model_compatibility_checks_total",
+        "backend outcome",
+        "Compatibility checks recorded.",
+    ),
+    _c("opta_lmx_downloads_total", "outcome", "Finished downloads by outcome."),
+    _h("opta_lmx_download_duration_seconds", "", "Duration of completed downloads."),
+    _c("opta_lmx_quantize_jobs_total", "outcome", "Finished quantize jobs by outcome."),
+    _c("opta_lmx_config_reloads_total", "", "LMX config reloads."),
+    _c("opta_lmx_memory_warnings_total", "", "LMX memory warnings."),
+    _c("opta_lmx_requests_total", "model outcome", "Completed requests (request events)."),
+    _h("opta_lmx_request_duration_seconds", "model", "Request latency, errors included."),
+    _h("opta_lmx_time_to_first_token_seconds", "model", "Time to first token."),
+    _c("opta_lmx_prompt_tokens_total", "model", "Prompt tokens of completed requests."),
+    _c("opta_lmx_completion_tokens_total", "model", "Completion tokens."),
+    _g("opta_lmx_throughput_tokens_per_second", "", "The latest throughput sample."),
+    _g(
+        "opta_lmx_throughput_window_tokens_per_second",
+        "stat",
+        "Statistics over the throughput window (mean, p50, p95, max, min).",
+    ),
+    _g("opta_lmx_throughput_window_samples", "", "Samples now in the throughput window."),
+    _g("opta_exporter_build_info", "version python_version", "The exporter's build."),
+    _g("opta_exporter_connection_state", "state", "One-hot state of the stream consumer."),
+    _c("opta_exporter_reconnects_total", "reason", "Stream reconnects by reason."),
+    _g("opta_exporter_backoff_seconds", "", "Wait before the next attempt, 0 if connected."),
+    _g(
+        "opta_exporter_last_event_timestamp_seconds",
+        "",
+        "Wall clock of the last event or heartbeat.",
+    ),
+    _c("opta_exporter_event_errors_total", "reason", "Events refused as bad input."),
+    _c("opta_exporter_resyncs_total", "outcome", "Snapshot resyncs by outcome."),
+    _c(
+        "opta_exporter_state_drift_total",
+        "",
+        "Models whose presence a snapshot corrected: the trace of lost events.",
+    ),
+    _c(
+        "opta_exporter_series_dropped_total", "metric", "Label sets refused by the cardinality cap."
+    ),
+)
+SPECS = {spec.name: spec for spec in METRICS}
+
+
+def _scalar(value: float | None) -> list[Sample]:
+    return [] if value is None else [((), value)]
+
+
+def _keyed(table: dict[str, float]) -> list[Sample]:
+    return [((key,), value) for key, value in table.items()]
+
+
+def _pairs(table: dict[tuple[str, str], float]) -> list[Sample]:
+    return list(table.items())
+
+
+def _families(s: LmxState, h: ExporterHealth, now: float) -> Iterator[Metric]:
+    """Every family, with or without samples: `absent()` must mean broken, not zero."""
+    stats = window_stats(s.window.copy())
+    values: dict[str, list[Sample]] = {
+        "opta_lmx_up": [((), 1.0 if h.up(now) else 0.0)],
+        "opta_lmx_info": [] if s.version is None else [((s.version,), 1.0)],
+        "opta_lmx_start_time_seconds": _scalar(s.start_time),
+        "opta_lmx_memory_total_bytes": _scalar(s.memory_total),
+        "opta_lmx_memory_used_bytes": _scalar(s.memory_used),
+        "opta_lmx_memory_available_bytes": _scalar(s.memory_available),
+        "opta_lmx_memory_threshold_ratio": _scalar(s.memory_threshold),
+        "opta_lmx_requests_in_flight": _scalar(s.in_flight),
+        "opta_lmx_requests_max_concurrent": _scalar(s.max_concurrent),
+        "opta_lmx_temperature_celsius": _scalar(s.temperature),
+        "opta_lmx_model_loaded": [((m, f), 1.0) for m, f in s.loaded.items()],
+        "opta_lmx_model_memory_bytes": _keyed(s.model_memory),
+        "opta_lmx_model_readiness": [
+            ((m, state), 1.0 if state == current else 0.0)
+            for m, current in s.readiness.items()
+            for state in READINESS_STATES
+        ],
+        "opta_lmx_model_crashes": _keyed(s.crashes),
+        "opta_lmx_download_progress_ratio": _keyed(s.download_progress),
+        "opta_lmx_quantize_progress_ratio": _keyed(s.quantize_progress),
+        "opta_lmx_events_total": _keyed(s.events),
+        "opta_lmx_model_loads_total": _pairs(s.loads),
+        "opta_lmx_model_unloads_total": _keyed(s.unloads),
+        "opta_lmx_model_canaries_total": _keyed(s.canaries),
+        "opta_lmx_model_compatibility_checks_total": _pairs(s.compat),
+        "opta_lmx_downloads_total": _keyed(s.downloads),
+        "opta_lmx_quantize_jobs_total": _keyed(s.quantize_jobs),
+        "opta_lmx_config_reloads_total": [((), s.config_reloads)],
+        "opta_lmx_memory_warnings_total": [((), s.memory_warnings)],
+        "opta_lmx_requests_total": _pairs(s.requests),
+        "opta_lmx_prompt_tokens_total": _keyed(s.prompt_tokens),
+        "opta_lmx_completion_tokens_total": _keyed(s.completion_tokens),
+        "opta_lmx_throughput_tokens_per_second": _scalar(s.window.latest),
+        "opta_lmx_throughput_window_tokens_per_second": []
+        if stats is None
+        else [((k,), v) for k, v in stats.items()],
+        "opta_lmx_throughput_window_samples": [((), float(len(s.window)))],
+        "opta_exporter_build_info": [((__version__, platform.python_version()), 1.0)],
+        "opta_exporter_connection_state": [
+            ((state,), 1.0 if state == h.connection_state else 0.0) for state in CONNECTION_STATES
+        ],
+        "opta_exporter_reconnects_total": _keyed(h.reconnects),
+        "opta_exporter_backoff_seconds": [((), h.backoff_seconds)],
+        "opta_exporter_last_event_timestamp_seconds": _scalar(h.last_event_wall),
+        "opta_exporter_event_errors_total": _keyed(s.event_errors),
+        "opta_exporter_resyncs_total": _keyed(h.resyncs),
+        "opta_exporter_state_drift_total": [((), s.state_drift)],
+        "opta_exporter_series_dropped_total": _keyed(s.series_dropped()),
+    }
+    histograms: dict[str, HistogramFamily] = {
+        "opta_lmx_model_load_duration_seconds": s.load_duration,
+        "opta_lmx_model_canary_duration_seconds": s.canary_duration,
+        "opta_lmx_download_duration_seconds": s.download_duration,
+        "opta_lmx_request_duration_seconds": s.request_duration,
+        "opta_lmx_time_to_first_token_seconds": s.ttft,
+    }
+    for spec in METRICS:
+        names = list(spec.labels)
+        if spec.kind == "histogram":
+            hist = histograms[spec.name]
+            hfam = HistogramMetricFamily(spec.name, spec.help, labels=names)
+            for labels, series in hist.series.items():
+                hfam.add_metric(
+                    list(labels), buckets=series.cumulative(hist.bounds), sum_value=series.total
+                )
+            yield hfam
+            continue
+        family: CounterMetricFamily | GaugeMetricFamily
+        if spec.kind == "counter":
+            family = CounterMetricFamily(spec.name, spec.help, labels=names)
+        else:
+            family = GaugeMetricFamily(spec.name, spec.help, labels=names)
+        for labels, value in values[spec.name]:
+            family.add_metric(list(labels), value)
+        yield family
+
+
+class LmxCollector(Collector):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def collect(self) -> Iterable[Metric]:
+        view = self._store.view()
+        return list(_families(view.state, view.health, view.now))
+
+    def describe(self) -> Iterable[Metric]:
+        return list(_families(LmxState(), ExporterHealth(), 0.0))

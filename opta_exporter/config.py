@@ -1,0 +1,222 @@
+"""Configuration as validated data: one table of options, flags and env twins derive from it.
+
+Every value is checked here, before any thread starts, so a typo ends the process with
+one clear line (exit 2) instead of a daemon that half works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "OPTA_EXPORTER_"
+ADMIN_KEY_ENV = "OPTA_LMX_ADMIN_KEY"
+CREDENTIAL_NAME = "admin-key"
+# 9100-9999 is fully allocated on Prometheus' default-port list; 11234 sits outside it
+# and echoes LMX's own default port 1234.
+DEFAULT_PORT = 11234
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the option."""
+
+
+@dataclass(frozen=True)
+class Config:
+    lmx_url: str = "http://127.0.0.1:1234"
+    listen_host: str = ""
+    listen_port: int = DEFAULT_PORT
+    telemetry_path: str = "/metrics"
+    admin_key: str | None = field(default=None, repr=False)
+    heartbeat_interval: float = 30.0
+    stale_timeout: float = 45.0
+    connect_timeout: float = 5.0
+    snapshot_interval: float = 60.0
+    window_size: int = 300
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+    max_models: int = 100
+    log_level: str = "info"
+    log_format: str = "logfmt"
+
+    @property
+    def admin_key_set(self) -> bool:
+        return self.admin_key is not None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, its env twin (derived) and how its text becomes a value."""
+
+    flag: str
+    dest: str
+    help: str
+    default: str | None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + re.sub(r"[.-]", "_", self.flag.removeprefix("--")).upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--lmx.url", "lmx_url", "Base URL of the LMX server.", "http://127.0.0.1:1234"),
+    Option(
+        "--lmx.admin-key-file",
+        "admin_key_file",
+        f"File holding the LMX admin key (or set {ADMIN_KEY_ENV}).",
+        None,
+    ),
+    Option(
+        "--lmx.heartbeat-interval", "heartbeat_interval", "LMX's sse_heartbeat_interval_sec.", "30s"
+    ),
+    Option(
+        "--lmx.stale-timeout",
+        "stale_timeout",
+        "Silence after which the stream is stale (default 1.5 x heartbeat).",
+        None,
+    ),
+    Option("--lmx.connect-timeout", "connect_timeout", "TCP connect timeout.", "5s"),
+    Option(
+        "--lmx.snapshot-interval",
+        "snapshot_interval",
+        "How often /admin/status and /admin/memory are re-read.",
+        "60s",
+    ),
+    Option(
+        "--web.listen-address", "listen_address", "Address to serve metrics on.", f":{DEFAULT_PORT}"
+    ),
+    Option("--web.telemetry-path", "telemetry_path", "Path of the metrics.", "/metrics"),
+    Option("--window.size", "window_size", "Throughput samples kept in the window.", "300"),
+    Option("--backoff.base", "backoff_base", "First reconnect delay.", "1s"),
+    Option("--backoff.cap", "backoff_cap", "Longest reconnect delay.", "30s"),
+    Option("--max-models", "max_models", "Distinct model label values per metric.", "100"),
+    Option("--log.level", "log_level", "debug, info, warn or error.", "info"),
+    Option("--log.format", "log_format", "logfmt or json.", "logfmt"),
+)
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """`30`, `30s`, `500ms`, `2m`: Prometheus-style durations, in seconds."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 500ms, 2m)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"not HOST:PORT: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"must be > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {text!r}")
+    if parts.username or parts.password or parts.query:
+        raise ValueError("must not carry credentials or a query: the key goes in a file")
+    return text.rstrip("/")
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/") or text == "/":
+        raise ValueError(f"must start with / and not be / itself, got {text!r}")
+    return text
+
+
+def _read_key(path: str) -> str:
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if not key:
+        raise ValueError(f"{path} is empty")
+    return key
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "lmx_url": _url,
+    "heartbeat_interval": _positive(parse_duration),
+    "stale_timeout": _positive(parse_duration),
+    "connect_timeout": _positive(parse_duration),
+    "snapshot_interval": _positive(parse_duration),
+    "telemetry_path": _path,
+    "window_size": _positive(int),
+    "backoff_base": _positive(parse_duration),
+    "backoff_cap": _positive(parse_duration),
+    "max_models": _positive(int),
+    "log_level": _choice("debug", "info", "warn", "error"),
+    "log_format": _choice("logfmt", "json"),
+}
+
+
+def _admin_key(key_file: str | None, env: Mapping[str, str]) -> str | None:
+    """File flag, then the env var, then a systemd credential: never argv (visible in ps)."""
+    if key_file:
+        return _read_key(key_file)
+    if env.get(ADMIN_KEY_ENV, "").strip():
+        return env[ADMIN_KEY_ENV].strip()
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
+        return _read_key(str(Path(creds) / CREDENTIAL_NAME))
+    return None
+
+
+def config_from_values(
+    values: Mapping[str, str | None], env: Mapping[str, str] | None = None
+) -> Config:
+    """Merge flag values (by dest, None = not given) over env twins over defaults."""
+    env = os.environ if env is None else env
+    raw: dict[str, str | None] = {}
+    for opt in OPTIONS:
+        given = values.get(opt.dest)
+        raw[opt.dest] = given if given is not None else env.get(opt.env, opt.default)
+    parsed: dict[str, object] = {}
+    for opt in OPTIONS:
+        text = raw[opt.dest]
+        try:
+            if opt.dest == "admin_key_file":
+                parsed["admin_key"] = _admin_key(text, env)
+            elif opt.dest == "listen_address":
+                parsed["listen_host"], parsed["listen_port"] = parse_listen_address(text or "")
+            elif text is not None:
+                parsed[opt.dest] = _PARSERS[opt.dest](text)
+        except ValueError as exc:
+            raise ConfigError(f"{opt.flag}: {exc}") from None
+    heartbeat = parsed["heartbeat_interval"]
+    assert isinstance(heartbeat, float)
+    parsed.setdefault("stale_timeout", 1.5 * heartbeat)
+    config = Config(**parsed)  # type: ignore[arg-type]
+    if config.backoff_cap < config.backoff_base:
+        raise ConfigError("--backoff.cap: must be >= --backoff.base")
+    if config.stale_timeout <= config.heartbeat_interval:
+        raise ConfigError("--lmx.stale-timeout: must exceed --lmx.heartbeat-interval")
+    return config

@@ -1,0 +1,91 @@
+"""Wiring: one store, the consumer and snapshot threads, the HTTP server.
+
+Kept out of cli.py so tests run the whole exporter in-process with an injected clock,
+registry and sessions, and stop it deterministically.
+"""
+
+from __future__ import annotations
+
+import random
+import random
+import threading
+from collections.abc import Callable
+
+import requests
+from prometheus_client import CollectorRegistry
+
+from opta_exporter.collector import LmxCollector
+from opta_exporter.config import Config
+from opta_exporter.health import ExporterHealth
+from opta_exporter.server import MetricsServer, make_app
+from opta_exporter.snapshots import Snapshotter, snapshot_loop
+from opta_exporter.state import LmxState
+from opta_exporter.store import Clock, Store
+from opta_exporter.stream import StreamConsumer
+
+
+class Exporter:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Clock | None = None,
+        session_factory: Callable[[], requests.Session] = requests.Session,
+        sleep: Callable[[float], None] | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.store = Store(
+            LmxState(max_models=config.max_models, window_size=config.window_size),
+            ExporterHealth(stale_timeout=config.stale_timeout),
+            clock,
+        )
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.registry.register(LmxCollector(self.store))
+        self.snapshotter = Snapshotter(config, self.store, session_factory())
+        self.consumer = StreamConsumer(
+            config,
+            self.store,
+            self.snapshotter,
+            session_factory(),
+            self.stop_event,
+            sleep=sleep,
+            rng=rng,
+        )
+        self.server = MetricsServer(
+            config.listen_host,
+            config.listen_port,
+            make_app(self.store, self.registry, config.telemetry_path, config.lmx_url),
+        )
+        self._threads = [
+            threading.Thread(target=self.consumer.run, name="stream", daemon=True),
+            threading.Thread(
+                target=snapshot_loop,
+                name="snapshots",
+                daemon=True,
+                args=(self.snapshotter, config.snapshot_interval, self.stop_event, self._on_drift),
+            ),
+        ]
+
+    def _on_drift(self, drift: int) -> None:
+        """A snapshot corrected the model set while the stream looked healthy: LMX has
+        dropped this subscriber (queue overflow), so subscribe again."""
+        self.consumer.interrupt("dropped")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def start(self) -> None:
+        self.server.start()
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.stop_event.set()
+        self.consumer.interrupt()
+        self.server.stop()
+        for thread in self._threads:
+            thread.join(timeout)

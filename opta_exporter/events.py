@@ -1,0 +1,62 @@
+"""SSE event -> typed LMX event, for both dialects LMX builds speak.
+
+Named events (`event: model_loaded`) carry their payload as the data; unnamed ones
+(type `message`, the dashboard dialect) carry an envelope `{"type": T, "data": {...}}`.
+No I/O here: the consumer hands in the SSE event's name and data text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, NamedTuple
+
+# One event larger than this is refused: LMX's largest real payload is a few hundred
+# bytes, so a megabyte is a broken stream or a hostile proxy, not a model event.
+MAX_EVENT_CHARS = 1 << 20
+
+ErrorReason = Literal[
+    "malformed_json", "not_an_object", "bad_field", "oversize", "unknown_envelope"
+]
+ERROR_REASONS: tuple[ErrorReason, ...] = (
+    "malformed_json",
+    "not_an_object",
+    "bad_field",
+    "oversize",
+    "unknown_envelope",
+)
+
+
+class LmxEvent(NamedTuple):
+    kind: str
+    data: dict[str, Any]
+    envelope: bool = False
+
+
+class EventError(Exception):
+    """Bad input from the stream: counted under `reason`, never fatal."""
+
+    def __init__(self, reason: ErrorReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: ErrorReason = reason
+        self.detail = detail
+
+
+_loads = json.loads
+
+
+def event_from_sse(name: str, data: str) -> LmxEvent:
+    if len(data) > MAX_EVENT_CHARS:
+        raise EventError("oversize", f"{name} event of {len(data)} characters")
+    try:
+        payload = _loads(data)
+    except ValueError as exc:
+        raise EventError("malformed_json", f"{name} event: {exc}") from None
+    if type(payload) is not dict:
+        raise EventError("not_an_object", f"{name} event data is {type(payload).__name__}")
+    if name != "message":
+        return LmxEvent(name, payload)
+    kind = payload.get("type")
+    inner = payload.get("data")
+    if type(kind) is not str or type(inner) is not dict:
+        raise EventError("unknown_envelope", "unnamed event is not a {type, data} envelope")
+    return LmxEvent(kind, inner, True)

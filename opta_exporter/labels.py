@@ -1,0 +1,84 @@
+"""Label values: free text from LMX normalised to small fixed sets, models under a cap.
+
+Every label value that reaches Prometheus passes through here, because one unbounded
+label (an error message, a per-request id) multiplies series until Prometheus suffers.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_LABEL_CHARS = 256
+UNLOAD_REASONS = frozenset({"manual", "ttl", "lru", "canary_failed"})
+READINESS_STATES = ("admitted", "loading", "canary_pending", "routable", "quarantined")
+FORMATS = frozenset({"mlx", "gguf"})
+_TOKEN = re.compile(r"^[a-zA-Z0-9_.:-]{1,64}$")
+
+
+def unload_reason(value: object) -> str:
+    return value if isinstance(value, str) and value in UNLOAD_REASONS else "other"
+
+
+def model_format(value: object) -> str:
+    if value is None:
+        return "unknown"
+    return value.lower() if isinstance(value, str) and value.lower() in FORMATS else "other"
+
+
+def quantize_outcome(status: str) -> str | None:
+    """`failed: <message>` is free text: only its prefix may become a label."""
+    if status in {"completed", "cancelled"}:
+        return status
+    if status.startswith("failed"):
+        return "failed"
+    return None
+
+
+class OpenSet:
+    """A label whose values come from the wire but are few in practice (event types,
+    backends): the first `limit` well-formed values are kept, the rest become `other`."""
+
+    def __init__(self, known: tuple[str, ...], limit: int) -> None:
+        self._seen = set(known)
+        self._limit = len(known) + limit
+
+    def __call__(self, value: object) -> str:
+        if isinstance(value, str) and value in self._seen:
+            return value
+        if isinstance(value, str) and _TOKEN.match(value) and len(self._seen) < self._limit:
+            self._seen.add(value)
+            return value
+        return "other"
+
+
+class ModelCap:
+    """At most `limit` distinct model values per metric; the rest are refused and counted.
+
+    Gauges of unloaded models give their slot back (`release`); counters keep theirs,
+    since a counter series must not vanish and reappear from zero while Prometheus
+    still holds it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._admitted: dict[str, set[str]] = {}
+        self.dropped: dict[str, int] = {}
+
+    def admit(self, metric: str, model: str) -> bool:
+        admitted = self._admitted.setdefault(metric, set())
+        if model in admitted:
+            return True
+        if len(model) <= MAX_LABEL_CHARS and len(admitted) < self.limit:
+            admitted.add(model)
+            return True
+        self.dropped[metric] = self.dropped.get(metric, 0) + 1
+        return False
+
+    def clone(self) -> ModelCap:
+        twin = ModelCap(self.limit)
+        twin._admitted = {metric: set(models) for metric, models in self._admitted.items()}
+        twin.dropped = dict(self.dropped)
+        return twin
+
+    def release(self, metric: str, model: str) -> None:
+        self._admitted.get(metric, set()).discard(model)

@@ -1,0 +1,126 @@
+"""HTTP: the metrics, a landing page, and /healthz, on a small threaded WSGI server.
+
+prometheus_client's own WSGI app serves the metrics so content negotiation (OpenMetrics
+when Prometheus asks for it) and gzip behave exactly as in every Python exporter.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from opta_exporter import __version__
+from opta_exporter.store import Store
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _IPv6Server(_Server):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Access logs per scrape would drown the useful lines."""
+
+
+def health(store: Store) -> dict[str, Any]:
+    view = store.view()
+    h = view.health
+    age = None if h.last_event_wall is None else round(view.wall - h.last_event_wall, 3)
+    return {
+        "status": "ok",
+        "connection_state": h.connection_state,
+        "lmx_up": h.up(view.now),
+        "last_event_age_seconds": age,
+        "version": __version__,
+    }
+
+
+_LANDING = """<!doctype html>
+<html><head><meta charset="utf-8"><title>opta-exporter</title></head>
+<body><h1>opta-exporter {version}</h1>
+<p>Prometheus exporter for Opta LMX at <code>{lmx}</code>.</p>
+<p>Event stream: <strong>{state}</strong> (LMX up: {up}); last event {age}.</p>
+<ul><li><a href="{path}">Metrics</a></li><li><a href="/healthz">Health</a></li></ul>
+</body></html>
+"""
+
+
+def make_app(
+    store: Store, registry: CollectorRegistry, telemetry_path: str, lmx_url: str
+) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == telemetry_path:
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            body = json.dumps(health(store)).encode()
+            ctype = "application/json"
+        elif path == "/":
+            info = health(store)
+            age = info["last_event_age_seconds"]
+            body = _LANDING.format(
+                version=__version__,
+                lmx=html.escape(lmx_url),
+                path=html.escape(telemetry_path),
+                state=info["connection_state"],
+                up="yes" if info["lmx_up"] else "no",
+                age="never" if age is None else f"{age:.1f}s ago",
+            ).encode()
+            ctype = "text/html; charset=utf-8"
+        else:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+class MetricsServer:
+    def __init__(
+        self, host: str, port: int, app: Callable[[Environ, StartResponse], Iterable[bytes]]
+    ) -> None:
+        server_class = _IPv6Server if ":" in host else _Server
+        self._httpd = make_server(
+            host or "0.0.0.0",  # noqa: S104 - an exporter serves the network by default
+            port,
+            app,
+            server_class=server_class,
+            handler_class=_QuietHandler,
+        )
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="http",
+            daemon=True,
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=2.0)

@@ -1,0 +1,139 @@
+"""/admin/status + /admin/memory -> Snapshot -> reconciled state.
+
+LMX replays nothing and silently drops slow subscribers, so the state built from events
+is only trusted as far as a snapshot confirms it: on every (re)connect and on an interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from opta_exporter.config import Config
+from opta_exporter.state import Snapshot
+from opta_exporter.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotError(Exception):
+    """A snapshot could not be read; the message is safe to log (no key, no URL query)."""
+
+
+def _num(mapping: dict[str, Any], key: str) -> float | None:
+    value: object = mapping.get(key)
+    if type(value) is bool or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def parse_snapshot(status: dict[str, Any], memory: dict[str, Any]) -> Snapshot:
+    """Tolerant: a field of the wrong type is treated as absent, never as zero."""
+    mem = status.get("memory") if isinstance(status.get("memory"), dict) else {}
+    assert isinstance(mem, dict)
+    per_model = memory.get("models") if isinstance(memory.get("models"), dict) else {}
+    assert isinstance(per_model, dict)
+    listed = status.get("models")
+    if isinstance(listed, list):
+        ids = [m for m in listed if isinstance(m, str) and m]
+    else:
+        ids = [
+            m
+            for m, info in per_model.items()
+            if isinstance(info, dict) and info.get("loaded") is not False
+        ]
+    models = {
+        m: _num(per_model[m], "memory_gb") if isinstance(per_model.get(m), dict) else None
+        for m in ids
+    }
+    version = status.get("version")
+    return Snapshot(
+        version=version if isinstance(version, str) and version else None,
+        uptime_seconds=_num(status, "uptime_seconds"),
+        memory_total_gb=_num(memory, "total_unified_memory_gb") or _num(mem, "total_gb"),
+        memory_used_gb=_num(memory, "used_gb") if "used_gb" in memory else _num(mem, "used_gb"),
+        memory_available_gb=(
+            _num(memory, "available_gb") if "available_gb" in memory else _num(mem, "available_gb")
+        ),
+        threshold_percent=_num(memory, "threshold_percent") or _num(mem, "threshold_percent"),
+        in_flight=_num(status, "in_flight_requests"),
+        max_concurrent=_num(status, "max_concurrent_requests"),
+        models=models,
+    )
+
+
+class Snapshotter:
+    """Reads both endpoints and reconciles; one at a time (the consumer's connect-time
+    resync and the interval loop may meet)."""
+
+    def __init__(self, config: Config, store: Store, session: requests.Session) -> None:
+        self._config = config
+        self._store = store
+        self._session = session
+        self._lock = threading.Lock()
+        self._last_error: str | None = None
+
+    def _get(self, path: str) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if self._config.admin_key is not None:
+            headers["X-Admin-Key"] = self._config.admin_key
+        try:
+            resp = self._session.get(
+                self._config.lmx_url + path,
+                headers=headers,
+                timeout=(self._config.connect_timeout, 10.0),
+            )
+        except requests.Timeout:
+            raise SnapshotError(f"{path}: timed out") from None
+        except requests.RequestException as exc:
+            raise SnapshotError(f"{path}: {type(exc).__name__}") from None
+        with resp:
+            if resp.status_code in (401, 403):
+                raise SnapshotError(f"{path}: HTTP {resp.status_code}, admin key refused")
+            if resp.status_code != 200:
+                raise SnapshotError(f"{path}: HTTP {resp.status_code}")
+            try:
+                body = resp.json()
+            except ValueError:
+                raise SnapshotError(f"{path}: body is not JSON") from None
+        if not isinstance(body, dict):
+            raise SnapshotError(f"{path}: body is not a JSON object")
+        return body
+
+    def fetch(self) -> Snapshot:
+        return parse_snapshot(self._get("/admin/status"), self._get("/admin/memory"))
+
+    def resync(self) -> int | None:
+        """Returns the drift (models corrected), or None when LMX could not be read."""
+        with self._lock:
+            since = self._store.seq()
+            try:
+                snap = self.fetch()
+            except SnapshotError as exc:
+                self._store.resync_failed()
+                if str(exc) != self._last_error:
+                    log.warning("snapshot failed: %s", exc)
+                self._last_error = str(exc)
+                return None
+            if self._last_error is not None:
+                log.info("snapshot works again")
+                self._last_error = None
+            return self._store.reconcile(snap, since)
+
+
+def snapshot_loop(
+    snapshotter: Snapshotter,
+    interval: float,
+    stop: threading.Event,
+    on_drift: Callable[[int], None],
+) -> None:
+    """Thread body: a drift seen while the stream is open means events were lost."""
+    while not stop.wait(interval):
+        drift = snapshotter.resync()
+        if drift:
+            on_drift(drift)

@@ -1,0 +1,194 @@
+"""What the exporter knows about LMX: built from events, corrected by snapshots.
+
+Pure data and rules, no I/O and no lock: the caller serialises access (see store.py).
+Per-model gauges live in dicts keyed by model id so an unload or a reconciliation
+removes the model's series outright, as the contract asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opta_exporter.events import ERROR_REASONS
+from opta_exporter.histogram import HistogramFamily
+from opta_exporter.labels import ModelCap, OpenSet
+from opta_exporter.window import ThroughputWindow
+
+GIB = 1024.0**3
+UNLOAD_REASONS_ALL = ("manual", "ttl", "lru", "canary_failed", "other")
+
+# Per-model gauge families: a model's series in these vanish when the model goes away.
+MODEL_GAUGES = (
+    "opta_lmx_model_loaded",
+    "opta_lmx_model_memory_bytes",
+    "opta_lmx_model_readiness",
+    "opta_lmx_model_crashes",
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """/admin/status + /admin/memory, already in LMX's units (GB, percent)."""
+
+    version: str | None = None
+    uptime_seconds: float | None = None
+    memory_total_gb: float | None = None
+    memory_used_gb: float | None = None
+    memory_available_gb: float | None = None
+    threshold_percent: float | None = None
+    in_flight: float | None = None
+    max_concurrent: float | None = None
+    models: dict[str, float | None] = field(default_factory=dict)
+
+
+def _zeros(*keys: str) -> dict[str, float]:
+    return dict.fromkeys(keys, 0.0)
+
+
+@dataclass
+class LmxState:
+    max_models: int = 100
+    window_size: int = 300
+    version: str | None = None
+    start_time: float | None = None
+    memory_total: float | None = None
+    memory_used: float | None = None
+    memory_available: float | None = None
+    memory_threshold: float | None = None
+    in_flight: float | None = None
+    max_concurrent: float | None = None
+    temperature: float | None = None
+    loaded: dict[str, str] = field(default_factory=dict)  # model -> format
+    model_memory: dict[str, float] = field(default_factory=dict)
+    readiness: dict[str, str] = field(default_factory=dict)
+    crashes: dict[str, float] = field(default_factory=dict)
+    download_progress: dict[str, float] = field(default_factory=dict)
+    quantize_progress: dict[str, float] = field(default_factory=dict)
+    events: dict[str, float] = field(default_factory=dict)
+    loads: dict[tuple[str, str], float] = field(default_factory=dict)
+    unloads: dict[str, float] = field(default_factory=lambda: _zeros(*UNLOAD_REASONS_ALL))
+    canaries: dict[str, float] = field(default_factory=lambda: _zeros("passed", "failed"))
+    compat: dict[tuple[str, str], float] = field(default_factory=dict)
+    downloads: dict[str, float] = field(
+        default_factory=lambda: _zeros("completed", "failed", "cancelled")
+    )
+    quantize_jobs: dict[str, float] = field(
+        default_factory=lambda: _zeros("completed", "failed", "cancelled")
+    )
+    config_reloads: float = 0.0
+    memory_warnings: float = 0.0
+    requests: dict[tuple[str, str], float] = field(default_factory=dict)
+    prompt_tokens: dict[str, float] = field(default_factory=dict)
+    completion_tokens: dict[str, float] = field(default_factory=dict)
+    load_duration: HistogramFamily = field(
+        default_factory=lambda: HistogramFamily((0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300))
+    )
+    canary_duration: HistogramFamily = field(
+        default_factory=lambda: HistogramFamily((0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+    )
+    download_duration: HistogramFamily = field(
+        default_factory=lambda: HistogramFamily((1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
+    )
+    request_duration: HistogramFamily = field(
+        default_factory=lambda: HistogramFamily((0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+    )
+    ttft: HistogramFamily = field(
+        default_factory=lambda: HistogramFamily((0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    )
+    event_errors: dict[str, float] = field(default_factory=lambda: _zeros(*ERROR_REASONS))
+    state_drift: float = 0.0
+    seq: int = 0  # events applied; orders events against snapshots
+    model_seq: dict[str, int] = field(default_factory=dict)
+    open_labels: dict[str, OpenSet] = field(default_factory=dict)
+    window: ThroughputWindow = field(init=False)
+    cap: ModelCap = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.window = ThroughputWindow(self.window_size)
+        self.cap = ModelCap(self.max_models)
+
+    # -- model presence, shared by events, status envelopes and snapshots -------------
+    def add_model(self, model: str, fmt: str, memory_gb: float | None) -> None:
+        if model in self.loaded:
+            if fmt != "unknown":
+                self.loaded[model] = fmt
+        elif self.cap.admit("opta_lmx_model_loaded", model):
+            self.loaded[model] = fmt
+        if memory_gb and self.cap.admit("opta_lmx_model_memory_bytes", model):
+            self.model_memory[model] = memory_gb * GIB
+        self.model_seq[model] = self.seq
+
+    def remove_model(self, model: str) -> None:
+        for table in (self.loaded, self.model_memory, self.readiness, self.crashes):
+            table.pop(model, None)
+        for metric in MODEL_GAUGES:
+            self.cap.release(metric, model)
+        self.model_seq[model] = self.seq
+
+    def replace_models(self, models: dict[str, float | None]) -> None:
+        """A full model list from the stream itself (status envelope): not drift."""
+        for model in [m for m in self.loaded if m not in models]:
+            self.remove_model(model)
+        for model, memory_gb in models.items():
+            self.add_model(model, self.loaded.get(model, "unknown"), memory_gb)
+
+    def reconcile(self, snap: Snapshot, now: float, since_seq: int) -> int:
+        """Apply a snapshot taken after event number `since_seq`; return the drift.
+
+        A model an event touched after the snapshot was requested is left alone: the
+        event is newer than the snapshot, so disagreeing there is not lost data.
+        """
+        self.apply_snapshot_gauges(snap, now)
+        settled = [m for m, s in self.model_seq.items() if s <= since_seq]
+        drift = 0
+        for model in [m for m in self.loaded if m not in snap.models]:
+            if self.model_seq.get(model, -1) <= since_seq:
+                self.remove_model(model)
+                drift += 1
+        for model, memory_gb in snap.models.items():
+            if self.model_seq.get(model, -1) > since_seq:
+                continue
+            if model not in self.loaded:
+                drift += 1
+            self.add_model(model, self.loaded.get(model, "unknown"), memory_gb)
+        for model in settled:  # forget order marks nobody can race with any more
+            if model not in self.loaded and self.model_seq.get(model, -1) <= since_seq:
+                del self.model_seq[model]
+        self.state_drift += drift
+        return drift
+
+    def apply_snapshot_gauges(self, snap: Snapshot, now: float) -> None:
+        if snap.version is not None:
+            self.version = snap.version
+        if snap.uptime_seconds is not None:
+            self.start_time = now - snap.uptime_seconds
+        for attr, value in (
+            ("memory_total", snap.memory_total_gb),
+            ("memory_used", snap.memory_used_gb),
+            ("memory_available", snap.memory_available_gb),
+        ):
+            if value is not None:
+                setattr(self, attr, value * GIB)
+        if snap.threshold_percent is not None:
+            self.memory_threshold = snap.threshold_percent / 100.0
+        if snap.in_flight is not None:
+            self.in_flight = snap.in_flight
+        if snap.max_concurrent is not None:
+            self.max_concurrent = snap.max_concurrent
+
+    def series_dropped(self) -> dict[str, float]:
+        return {metric: float(n) for metric, n in self.cap.dropped.items()}
+
+    def copy(self) -> LmxState:
+        """A consistent copy for one scrape: taken under the lock, read outside it."""
+        twin = LmxState.__new__(LmxState)
+        for name, value in vars(self).items():
+            if isinstance(value, dict):
+                setattr(twin, name, dict(value))
+            elif isinstance(value, HistogramFamily):
+                setattr(twin, name, value.copy())
+            else:
+                setattr(twin, name, value)
+        twin.window = self.window.clone()
+        twin.cap = self.cap.clone()
+        return twin

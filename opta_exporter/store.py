@@ -1,0 +1,98 @@
+"""The one lock: LMX state and exporter health, shared by the threads and the scrape.
+
+Writers take the lock for a few dict operations; a scrape takes it only to copy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Protocol
+
+from opta_exporter.events import EventError
+from opta_exporter.health import ExporterHealth
+from opta_exporter.ingest import ingest
+from opta_exporter.state import LmxState, Snapshot
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass(frozen=True)
+class View:
+    state: LmxState
+    health: ExporterHealth
+    now: float  # monotonic, to judge staleness
+    wall: float
+
+
+class Store:
+    def __init__(self, state: LmxState, health: ExporterHealth, clock: Clock | None = None) -> None:
+        self.lock = threading.Lock()
+        # Notified on every change, so tests and tools wait for a state, never sleep.
+        self.changed = threading.Condition(self.lock)
+        self.state = state
+        self.health = health
+        self.clock: Clock = clock or SystemClock()
+
+    def ingest(self, name: str, data: str) -> EventError | None:
+        wall, mono = self.clock.time(), self.clock.monotonic()
+        with self.lock:
+            self.health.last_event_wall = wall
+            self.health.last_activity = mono
+            error = ingest(self.state, name, data, wall)
+            self.changed.notify_all()
+            return error
+
+    def seq(self) -> int:
+        with self.lock:
+            return self.state.seq
+
+    def reconcile(self, snap: Snapshot, since_seq: int) -> int:
+        wall = self.clock.time()
+        with self.lock:
+            drift = self.state.reconcile(snap, wall, since_seq)
+            self.health.resyncs["success"] += 1
+            self.changed.notify_all()
+            return drift
+
+    def resync_failed(self) -> None:
+        with self.lock:
+            self.health.resyncs["failure"] += 1
+            self.changed.notify_all()
+
+    def set_connection(
+        self, state: str, backoff: float = 0.0, reconnect_reason: str | None = None
+    ) -> None:
+        with self.lock:
+            self.health.connection_state = state
+            self.health.backoff_seconds = backoff
+            if state == "open":
+                self.health.last_activity = self.clock.monotonic()
+            if reconnect_reason is not None:
+                self.health.reconnects[reconnect_reason] += 1
+            self.changed.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[LmxState, ExporterHealth], bool], timeout: float
+    ) -> bool:
+        """Block until `predicate(state, health)` holds (checked after each change)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self.state, self.health), timeout)
+
+    def view(self) -> View:
+        with self.lock:
+            state, health = self.state.copy(), self.health.copy()
+        return View(state, health, self.clock.monotonic(), self.clock.time())

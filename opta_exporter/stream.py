@@ -1,0 +1,260 @@
+"""The consumer thread: requests -> sseclient -> store, reconnecting through tenacity.
+
+Backoff is exponential with *proportional* jitter: each wait is drawn from [d/2, d] where
+d = base * 2^(failures-1), capped. One exporter per LMX is no thundering herd, so full
+jitter's spread buys little, while a floor of d/2 guarantees attempts are spaced (a full
+or restarting LMX is never hammered). The failure count resets once a connection has
+delivered an event; auth failures wait the cap; `retry:` and `Retry-After` set a floor.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import logging
+import random
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import requests
+import tenacity
+from sseclient import SSEClient
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from opta_exporter.config import Config
+from opta_exporter.snapshots import Snapshotter
+from opta_exporter.store import Store
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+
+
+class StreamEnded(Exception):
+    """One connection is over; `reason` is the reconnect reason in the contract."""
+
+    def __init__(
+        self, reason: str, detail: str, *, healthy: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.healthy = healthy
+        self.retry_after = retry_after
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
+def _media_type(resp: requests.Response) -> str:
+    return resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _chunks(resp: requests.Response) -> Iterator[bytes]:
+    """Large reads that still hand over each event at once (see measurements.md):
+    chunked bodies arrive chunk by chunk; close-delimited ones need read1."""
+    raw = resp.raw
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pieces: Iterator[bytes]
+    if raw.chunked:
+        pieces = raw.stream(READ_SIZE, decode_content=True)
+    else:
+        pieces = iter(lambda: raw.read1(READ_SIZE), b"")
+    for piece in pieces:
+        # Invalid UTF-8 becomes U+FFFD here instead of killing the SSE parser.
+        yield decoder.decode(piece).encode("utf-8")
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        snapshotter: Snapshotter,
+        session: requests.Session,
+        stop: threading.Event,
+        *,
+        sleep: Callable[[float], None] | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._snapshotter = snapshotter
+        self._session = session
+        self._stop = stop
+        self._sleep = sleep or self._nap
+        self._rng = rng
+        self._failures = 0
+        self._last_event_id: str | None = None
+        self._server_retry: float | None = None
+        self._resp: requests.Response | None = None
+        self._resp_lock = threading.Lock()
+        self._interrupt_reason: str | None = None
+        self._last_logged: str | None = None
+        self._logged_errors: set[str] = set()
+
+    def _nap(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a stop request cuts the backoff short
+
+    # -- the tenacity policy ------------------------------------------------------------
+    def next_wait(self, ended: StreamEnded) -> float:
+        if ended.reason == "dropped":
+            return 0.0  # a zombie subscription: resubscribe at once
+        if ended.healthy:
+            self._failures = 0
+        self._failures += 1
+        cfg = self._config
+        if ended.reason == "auth":
+            delay = cfg.backoff_cap
+        else:
+            delay = min(cfg.backoff_cap, cfg.backoff_base * 2 ** (self._failures - 1))
+        wait = delay * (0.5 + 0.5 * self._rng())
+        floor = max(ended.retry_after or 0.0, self._server_retry or 0.0)
+        return max(wait, floor)
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        assert retry_state.outcome is not None
+        ended = retry_state.outcome.exception()
+        assert isinstance(ended, StreamEnded)
+        wait = self.next_wait(ended)
+        state = "auth_failed" if ended.reason == "auth" else "backoff"
+        self._store.set_connection(state, wait, ended.reason)
+        message = f"event stream {ended}; retrying in {wait:.1f}s"
+        if ended.reason != self._last_logged:
+            (log.warning if ended.reason == "auth" else log.info)(message)
+        else:
+            log.debug(message)
+        self._last_logged = ended.reason
+        return wait
+
+    def run(self) -> None:
+        """Thread body: never gives up while the daemon runs."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StreamEnded),
+            wait=self._wait,
+            stop=tenacity.stop_when_event_set(self._stop),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            retrying(self._attempt)
+        except StreamEnded:
+            pass  # only when stopping
+        finally:
+            self._store.set_connection("stopped")
+
+    # -- one connection -----------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self._config.admin_key is not None:
+            headers["X-Admin-Key"] = self._config.admin_key
+        if self._last_event_id is not None:
+            headers["Last-Event-ID"] = self._last_event_id
+        return headers
+
+    def _attempt(self) -> None:
+        if self._stop.is_set():
+            return
+        self._store.set_connection("connecting")
+        cfg = self._config
+        try:
+            resp = self._session.get(
+                cfg.lmx_url + "/admin/events",
+                headers=self._headers(),
+                stream=True,
+                timeout=(cfg.connect_timeout, cfg.stale_timeout),
+            )
+        except requests.ConnectTimeout:
+            raise StreamEnded("timeout", "connect timed out") from None
+        except requests.RequestException as exc:
+            raise StreamEnded("connect_error", f"cannot connect ({type(exc).__name__})") from None
+        with resp:
+            self._check(resp)
+            with self._resp_lock:
+                self._resp, self._interrupt_reason = resp, None
+            try:
+                # A resync runs before up returns to 1, so no unloaded model lingers.
+                self._snapshotter.resync()
+                self._store.set_connection("open")
+                self._consume(resp)
+            finally:
+                with self._resp_lock:
+                    self._resp = None
+
+    def _check(self, resp: requests.Response) -> None:
+        status = resp.status_code
+        if status in (401, 403):
+            raise StreamEnded("auth", f"HTTP {status}: LMX refused the admin key")
+        if status != 200:
+            raise StreamEnded("http_error", f"HTTP {status}", retry_after=_retry_after(resp))
+        if _media_type(resp) != "text/event-stream":
+            raise StreamEnded(
+                "protocol",
+                f"expected text/event-stream, got {_media_type(resp) or 'no content type'!r}",
+            )
+
+    def _consume(self, resp: requests.Response) -> None:
+        got_event = False
+        try:
+            for sse in SSEClient(_chunks(resp)).events():
+                got_event = True
+                if sse.id:
+                    self._last_event_id = sse.id
+                if sse.retry and str(sse.retry).isdigit():
+                    self._server_retry = int(sse.retry) / 1000.0
+                error = self._store.ingest(sse.event, sse.data)
+                if error is not None and error.reason not in self._logged_errors:
+                    self._logged_errors.add(error.reason)
+                    log.warning("bad event counted as %s: %s", error.reason, error.detail)
+        except (requests.RequestException, ProtocolError, ReadTimeoutError, OSError) as exc:
+            if self._stop.is_set() or self._interrupt_reason:
+                pass
+            elif _is_timeout(exc):
+                raise StreamEnded(
+                    "stale", f"no event for {self._config.stale_timeout:.0f}s", healthy=got_event
+                ) from None
+            else:
+                raise StreamEnded(
+                    "eof", f"connection broken ({type(exc).__name__})", healthy=got_event
+                ) from None
+        if self._stop.is_set():
+            return
+        reason = self._interrupt_reason or "eof"
+        detail = (
+            "LMX stopped delivering events to this subscription"
+            if reason == "dropped"
+            else "LMX closed the stream"
+            if got_event
+            else "LMX closed the stream before any byte"
+        )
+        raise StreamEnded(reason, detail, healthy=got_event)
+
+    def interrupt(self, reason: str | None = None) -> None:
+        """From another thread: end the current stream now (stop, or a zombie found).
+        Closing alone would not wake a blocked recv; shutting the socket down does."""
+        with self._resp_lock:
+            resp = self._resp
+            if resp is None:
+                return
+            self._interrupt_reason = reason
+            connection = getattr(resp.raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, (ReadTimeoutError, TimeoutError, requests.Timeout)):
+            return True
+        nxt = exc.__context__ or (
+            exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        )
+        if nxt is None or nxt is exc:
+            return False
+        exc = nxt
+    return False
