@@ -138,9 +138,14 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _url(text: str) -> str:
+    """Errors name the part that is wrong, never echo the URL: it may hold a key."""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {text!r}")
+        raise ValueError("not an http(s) URL with a host")
+    try:
+        parts.port  # noqa: B018 - urllib validates the port only when asked
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
     if parts.username or parts.password or parts.query:
         raise ValueError("must not carry credentials or a query: the key goes in a file")
     return text.rstrip("/")

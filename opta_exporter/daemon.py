@@ -7,12 +7,13 @@ registry and sessions, and stop it deterministically.
 from __future__ import annotations
 
 import random
-import random
 import threading
 from collections.abc import Callable
 
 import requests
 from prometheus_client import CollectorRegistry
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from opta_exporter.collector import LmxCollector
 from opta_exporter.config import Config
@@ -24,6 +25,16 @@ from opta_exporter.store import Clock, Store
 from opta_exporter.stream import StreamConsumer
 
 
+def _snapshot_session() -> requests.Session:
+    """Snapshots are idempotent GETs: one retry hides a keep-alive connection that LMX
+    closed between two reads, instead of counting a failed resync."""
+    session = requests.Session()
+    retry = Retry(total=1, connect=1, read=1, status=0, redirect=0, other=0)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
 class Exporter:
     def __init__(
         self,
@@ -31,7 +42,7 @@ class Exporter:
         *,
         registry: CollectorRegistry | None = None,
         clock: Clock | None = None,
-        session_factory: Callable[[], requests.Session] = requests.Session,
+        session_factory: Callable[[], requests.Session] | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -44,12 +55,12 @@ class Exporter:
         )
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(LmxCollector(self.store))
-        self.snapshotter = Snapshotter(config, self.store, session_factory())
+        self.snapshotter = Snapshotter(config, self.store, (session_factory or _snapshot_session)())
         self.consumer = StreamConsumer(
             config,
             self.store,
             self.snapshotter,
-            session_factory(),
+            (session_factory or requests.Session)(),
             self.stop_event,
             sleep=sleep,
             rng=rng,

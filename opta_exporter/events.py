@@ -45,14 +45,17 @@ _loads = json.loads
 
 
 def event_from_sse(name: str, data: str) -> LmxEvent:
+    """Raises EventError; its detail names the event by at most 64 characters."""
     if len(data) > MAX_EVENT_CHARS:
-        raise EventError("oversize", f"{name} event of {len(data)} characters")
+        raise EventError("oversize", f"{name[:64]} event of {len(data)} characters")
     try:
         payload = _loads(data)
     except ValueError as exc:
-        raise EventError("malformed_json", f"{name} event: {exc}") from None
+        raise EventError("malformed_json", f"{name[:64]} event: {exc}") from None
+    except RecursionError:  # thousands of nested brackets: hostile, not LMX
+        raise EventError("malformed_json", f"{name[:64]} event nests too deeply") from None
     if type(payload) is not dict:
-        raise EventError("not_an_object", f"{name} event data is {type(payload).__name__}")
+        raise EventError("not_an_object", f"{name[:64]} event data is {type(payload).__name__}")
     if name != "message":
         return LmxEvent(name, payload)
     kind = payload.get("type")

@@ -98,6 +98,7 @@ class LmxState:
     event_errors: dict[str, float] = field(default_factory=lambda: _zeros(*ERROR_REASONS))
     state_drift: float = 0.0
     seq: int = 0  # events applied; orders events against snapshots
+    synced: bool = False  # a first snapshot fills an empty state: that is not drift
     model_seq: dict[str, int] = field(default_factory=dict)
     open_labels: dict[str, OpenSet] = field(default_factory=dict)
     window: ThroughputWindow = field(init=False)
@@ -154,6 +155,9 @@ class LmxState:
         for model in settled:  # forget order marks nobody can race with any more
             if model not in self.loaded and self.model_seq.get(model, -1) <= since_seq:
                 del self.model_seq[model]
+        if not self.synced:
+            self.synced = True
+            return 0
         self.state_drift += drift
         return drift
 

@@ -171,18 +171,26 @@ class StreamConsumer:
             raise StreamEnded("timeout", "connect timed out") from None
         except requests.RequestException as exc:
             raise StreamEnded("connect_error", f"cannot connect ({type(exc).__name__})") from None
-        with resp:
-            self._check(resp)
-            with self._resp_lock:
-                self._resp, self._interrupt_reason = resp, None
-            try:
+        # urllib3 pools the connection once a chunked body ends, though LMX closes it;
+        # reusing it would fail the next attempt. An event stream's connection dies with it.
+        connection = getattr(resp.raw, "connection", None)
+        try:
+            with resp:
+                self._check(resp)
+                with self._resp_lock:
+                    self._resp, self._interrupt_reason = resp, None
                 # A resync runs before up returns to 1, so no unloaded model lingers.
                 self._snapshotter.resync()
                 self._store.set_connection("open")
+                if self._last_logged != "open":
+                    log.info("event stream open at %s", self._config.lmx_url)
+                    self._last_logged = "open"
                 self._consume(resp)
-            finally:
-                with self._resp_lock:
-                    self._resp = None
+        finally:
+            with self._resp_lock:
+                self._resp = None
+            if connection is not None:
+                connection.close()
 
     def _check(self, resp: requests.Response) -> None:
         status = resp.status_code
@@ -240,8 +248,7 @@ class StreamConsumer:
             if resp is None:
                 return
             self._interrupt_reason = reason
-            connection = getattr(resp.raw, "connection", None)
-            sock = getattr(connection, "sock", None)
+            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
             if isinstance(sock, socket.socket):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,433 @@
+"""A bundled Opta LMX stand-in: a real loopback HTTP server speaking LMX's admin wire format.
+
+The defaults reproduce a running LMX, quirks included (silent connect, zombie subscribers,
+a 200-with-no-body past the subscriber limit, unescaped label values on /admin/metrics);
+each quirk has a switch. Tests drive it through methods; `python -m opta_exporter.simulator`
+runs the live demo scenario (simulator_demo.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from opta_exporter.simulator_http import EventHub, LmxHttpServer, WireOptions
+
+BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+COUNTERS = (
+    "requests",
+    "errors",
+    "stream_requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "speculative_accepted_tokens",
+    "speculative_rejected_tokens",
+    "speculative_ignored_tokens",
+)  # lmx_<name>_total, no labels
+MODEL_COUNTERS = ("requests", "errors", "tokens")  # lmx_model_<name>_total{model=...}
+BASE_MEMORY_GB = 2.0  # what LMX itself holds with no model loaded
+THRESHOLD_PERCENT = 90
+STOP_JOIN_SEC = 0.4
+REQUESTS_KEPT = 10_000  # requests_seen is bounded so a long demo run does not grow forever
+READINESS_BEFORE_LOADED = ("unknown", "admitted", "loading", "canary_pending")
+
+
+@dataclass
+class _Model:
+    fmt: str
+    memory_gb: float
+    loaded_at: float
+
+
+@dataclass
+class _ModelStats:
+    counts: Counter[str] = field(default_factory=Counter)
+    duration_sum: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+
+
+class LmxSimulator:
+    """LMX on loopback. One Condition guards all state, the subscribers and the counters."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        admin_key: str | None = None,
+        heartbeat_interval: float = 30.0,
+        queue_size: int = 100,
+        max_subscribers: int = 50,
+        reserved_subscribers: int = 1,
+        silent_connect: bool = True,
+        zombie_on_overflow: bool = True,
+        chunked: bool = True,
+        version: str = "0.1.0",
+        memory_total_gb: float = 512.0,
+        max_concurrent_requests: int = 4,
+        emit_request_events: bool = False,
+    ) -> None:
+        self._host, self._port = host, port
+        self._options = WireOptions(admin_key, heartbeat_interval, silent_connect, chunked)
+        self._cond = threading.Condition(threading.RLock())
+        self._hub = EventHub(
+            self._cond,
+            queue_size=queue_size,
+            capacity=max_subscribers - reserved_subscribers,
+            zombie_on_overflow=zombie_on_overflow,
+        )
+        self._version, self._total_gb = version, memory_total_gb
+        self._max_concurrent, self._emit_requests = max_concurrent_requests, emit_request_events
+        self._models: dict[str, _Model] = {}
+        self._totals: Counter[str] = Counter()
+        self._per_model: dict[str, _ModelStats] = {}
+        self._in_flight = 0
+        self._tokens_per_second: float | None = None
+        self._started_at = time.time()
+        self._requests_seen: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=REQUESTS_KEPT)
+        self._server: LmxHttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ever_started = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    def start(self) -> None:
+        """Bind and serve. A second start() reuses the port and, like a restarted LMX,
+        begins again with zeroed counters and a fresh uptime (models stay: see set_models)."""
+        with self._cond:
+            if self._server is not None:
+                return
+            server = LmxHttpServer((self._host, self._port), self, self._hub, self._options)
+            self._server, self._port = server, int(server.server_address[1])
+            if self._ever_started:
+                self._totals, self._per_model, self._in_flight = Counter(), {}, 0
+            self._ever_started, self._started_at = True, time.time()
+            self._hub.shut = False  # a stop() refused late subscribers; this run takes them
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"lmx-sim-{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the listener and cut every connection at once, as a killed LMX would."""
+        with self._cond:
+            server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        self._hub.close_all(shut=True)
+        handlers = server.abort_connections()
+        server.server_close()
+        deadline = time.monotonic() + STOP_JOIN_SEC
+        for thread in [*handlers, *([self._thread] if self._thread else [])]:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+
+    def __enter__(self) -> LmxSimulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def close_streams(self) -> None:
+        """End every open event stream with its terminating chunk; the listener stays up."""
+        self._hub.close_all()
+
+    # -- events ------------------------------------------------------------------------
+    def publish(self, event_type: str, data: dict[str, object]) -> None:
+        """A named event as LMX frames it: `json.dumps` on one line, non-ASCII escaped."""
+        self._hub.publish(f"event: {event_type}\ndata: {json.dumps(data)}\n\n".encode())
+
+    def publish_envelope(self, type_: str, data: dict[str, object]) -> None:
+        """The dashboard dialect: an unnamed event whose data is {"type", "data"}."""
+        self._hub.publish(f"data: {json.dumps({'type': type_, 'data': data})}\n\n".encode())
+
+    def publish_raw(self, frame: bytes) -> None:
+        self._hub.publish(frame)
+
+    def publish_status_envelope(self) -> None:
+        self.publish_envelope("status", self.status_envelope())
+
+    # -- model state -------------------------------------------------------------------
+    def load_model(
+        self,
+        model_id: str,
+        *,
+        fmt: str = "mlx",
+        memory_gb: float = 4.0,
+        duration_sec: float = 1.5,
+        emit: bool = True,
+    ) -> None:
+        """Load as /admin/models/load does, streaming LMX's eight-event sequence in order."""
+        backend = "llama-cpp" if fmt == "gguf" else "mlx-lm"
+        if emit:
+            for previous, state in itertools.pairwise(READINESS_BEFORE_LOADED):
+                self._readiness(model_id, previous, state)
+        with self._cond:
+            self._models[model_id] = _Model(fmt, memory_gb, time.time())
+        if not emit:
+            return
+        self._emit(
+            "model_loaded",
+            model_id=model_id,
+            format=fmt,
+            memory_gb=memory_gb,
+            duration_sec=duration_sec,
+        )
+        self._emit("model_canary_started", model_id=model_id, backend=backend)
+        self._readiness(model_id, "canary_pending", "routable")
+        self._emit(
+            "model_compatibility_recorded",
+            model_id=model_id,
+            backend=backend,
+            backend_version="0.26.0",
+            outcome="pass",
+            reason=None,
+            ts=time.time(),
+            metadata={"source": "load"},
+        )
+        self._emit("model_canary_passed", model_id=model_id, backend=backend, duration_sec=0.4)
+
+    def _readiness(self, model_id: str, previous: str, state: str) -> None:
+        self._emit(
+            "model_readiness_changed",
+            model_id=model_id,
+            previous_state=previous,
+            state=state,
+            reason=None,
+            crash_count=0,
+            updated_at=time.time(),
+        )
+
+    def _emit(self, event_type: str, **data: object) -> None:
+        self.publish(event_type, data)
+
+    def unload_model(self, model_id: str, *, reason: str = "manual", emit: bool = True) -> None:
+        """LMX sends `model_unloaded` alone: no readiness event follows an unload."""
+        with self._cond:
+            model = self._models.pop(model_id, None)
+        if emit:
+            freed = model.memory_gb if model else 0.0
+            self._emit("model_unloaded", model_id=model_id, memory_freed_gb=freed, reason=reason)
+
+    def set_models(self, models: dict[str, float]) -> None:
+        """Replace the model set without a single event, as after an unseen LMX restart."""
+        now = time.time()
+        with self._cond:
+            self._models = {
+                mid: _Model("gguf" if mid.endswith(".gguf") else "mlx", gb, now)
+                for mid, gb in models.items()
+            }
+
+    def record_request(
+        self,
+        model_id: str,
+        *,
+        latency_sec: float = 0.5,
+        prompt_tokens: int = 10,
+        completion_tokens: int = 20,
+        error: bool = False,
+        stream: bool = False,
+        ttft_sec: float | None = None,
+        tokens_per_second: float | None = None,
+    ) -> None:
+        """Count a finished request. LMX itself emits no event for it, so by default neither
+        does this; emit_request_events=True sends the documented `request_completed`."""
+        with self._cond:
+            self._totals.update(
+                requests=1,
+                errors=int(error),
+                stream_requests=int(stream),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+            stats = self._per_model.setdefault(model_id, _ModelStats())
+            stats.counts.update(requests=1, errors=int(error), tokens=completion_tokens)
+            stats.duration_sum += latency_sec
+            stats.buckets = [
+                n + int(latency_sec <= b) for n, b in zip(stats.buckets, BUCKETS, strict=True)
+            ]
+            if tokens_per_second is not None:
+                self._tokens_per_second = tokens_per_second
+        if self._emit_requests:
+            optional = {"ttft_sec": ttft_sec, "tokens_per_second": tokens_per_second}
+            self._emit(
+                "request_completed",
+                model_id=model_id,
+                latency_sec=latency_sec,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                stream=stream,
+                error=error,
+                **{k: v for k, v in optional.items() if v is not None},
+            )
+
+    def set_in_flight(self, n: int) -> None:
+        with self._cond:
+            self._in_flight = n
+
+    # -- observation -------------------------------------------------------------------
+    def subscriber_count(self) -> int:
+        with self._cond:
+            return len(self._hub.live)
+
+    def zombie_count(self) -> int:
+        with self._cond:
+            return len(self._hub.zombies)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Block until predicate() holds; re-checked on every subscriber or publish change."""
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def wait_for_subscribers(self, n: int, timeout: float = 5.0) -> bool:
+        return self.wait_for(lambda: len(self._hub.live) >= n, timeout)
+
+    @property
+    def connections_total(self) -> int:
+        with self._cond:
+            return self._hub.connections_total
+
+    @property
+    def events_published(self) -> int:
+        with self._cond:
+            return self._hub.events_published
+
+    @property
+    def requests_seen(self) -> list[tuple[str, str, dict[str, str]]]:
+        """(method, path with query, headers) of the last REQUESTS_KEPT requests, oldest
+        first; header lookup ignores case."""
+        with self._cond:
+            return list(self._requests_seen)
+
+    # -- documents served (simulator_http.Backend) -------------------------------------
+    def note_request(self, method: str, path: str, headers: dict[str, str]) -> None:
+        with self._cond:
+            self._requests_seen.append((method, path, headers))
+
+    def _memory(self) -> tuple[float, float]:
+        used = round(BASE_MEMORY_GB + sum(m.memory_gb for m in self._models.values()), 2)
+        return used, round(self._total_gb - used, 2)
+
+    def status_document(self) -> dict[str, object]:
+        with self._cond:
+            used, available = self._memory()
+            return {
+                "version": self._version,
+                "uptime_seconds": round(time.time() - self._started_at, 1),
+                "loaded_models": len(self._models),
+                "models": list(self._models),
+                "memory": {
+                    "total_gb": self._total_gb,
+                    "used_gb": used,
+                    "available_gb": available,
+                    "usage_percent": round(100.0 * used / self._total_gb, 1),
+                    "threshold_percent": THRESHOLD_PERCENT,
+                },
+                "in_flight_requests": self._in_flight,
+                "max_concurrent_requests": self._max_concurrent,
+            }
+
+    def memory_document(self) -> dict[str, object]:
+        with self._cond:
+            used, available = self._memory()
+            return {
+                "total_unified_memory_gb": self._total_gb,
+                "used_gb": used,
+                "available_gb": available,
+                "threshold_percent": THRESHOLD_PERCENT,
+                "models": {
+                    mid: {"memory_gb": m.memory_gb, "loaded": True}
+                    for mid, m in self._models.items()
+                },
+            }
+
+    def status_envelope(self) -> dict[str, object]:
+        """The dashboard's full snapshot (`status` / `model_change` envelope data)."""
+        with self._cond:
+            used, _ = self._memory()
+            models = [
+                {
+                    "id": mid,
+                    "name": mid.rstrip("/").rsplit("/", 1)[-1],
+                    "vram_gb": m.memory_gb,
+                    "quantization": m.fmt,
+                    "context_length": 32768,
+                    "loaded_at": m.loaded_at,
+                }
+                for mid, m in self._models.items()
+            ]
+            doc: dict[str, object] = {
+                "vram_used_gb": used,
+                "vram_total_gb": self._total_gb,
+                "loaded_models": models,
+                "active_requests": self._in_flight,
+                "uptime_seconds": round(time.time() - self._started_at, 1),
+            }
+            if self._tokens_per_second is not None:
+                doc["tokens_per_second"] = self._tokens_per_second
+            return doc
+
+    def metrics_text(self) -> str:
+        """LMX's own exposition, defect included: label values are pasted in unescaped."""
+        with self._cond:
+            lines = [
+                f"# TYPE lmx_{c}_total counter\nlmx_{c}_total {self._totals[c]}" for c in COUNTERS
+            ]
+            ratio = "lmx_speculative_acceptance_ratio"
+            lines.append(f"# TYPE {ratio} gauge\n{ratio} NaN")  # no speculative decoding yet
+            per_model = self._per_model.items()
+            for c in MODEL_COUNTERS if per_model else ():
+                lines.append(f"# TYPE lmx_model_{c}_total counter")
+                lines += [f'lmx_model_{c}_total{{model="{m}"}} {s.counts[c]}' for m, s in per_model]
+            h = "lmx_request_duration_seconds"
+            lines += [f"# TYPE {h} histogram"] if per_model else []
+            for m, s in per_model:
+                les = [f"{b:g}" for b in BUCKETS] + ["+Inf"]
+                counts = [*s.buckets, s.counts["requests"]]
+                lines += [
+                    f'{h}_bucket{{model="{m}",le="{le}"}} {n}'
+                    for le, n in zip(les, counts, strict=True)
+                ]
+                lines += [
+                    f'{h}_sum{{model="{m}"}} {s.duration_sum}',
+                    f'{h}_count{{model="{m}"}} {counts[-1]}',
+                ]
+            gauges = {
+                "uptime_seconds": round(time.time() - self._started_at, 3),
+                "loaded_models": len(self._models),
+                "memory_used_gb": self._memory()[0],
+                "memory_total_gb": self._total_gb,
+                "in_flight_requests": self._in_flight,
+                "concurrent_limit": self._max_concurrent,
+                "queued_requests": max(self._in_flight - self._max_concurrent, 0),
+            }
+            lines += [f"# TYPE lmx_{g} gauge\nlmx_{g} {v}" for g, v in gauges.items()]
+        return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    from opta_exporter.simulator_demo import main
+
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The real process: starts, serves, logs without the key, stops on SIGTERM with exit 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from opta_exporter import __version__
+from opta_exporter.simulator import LmxSimulator
+from tests.conftest import WAIT
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen[str], int]:
+    """Start the exporter and read its log until the stream is open."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opta_exporter", *args], stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    port = None
+    for line in proc.stderr:
+        match = re.search(r"on port (\d+)", line)
+        port = int(match.group(1)) if match else port
+        if "event stream open" in line and port is not None:
+            return proc, port
+    proc.wait(WAIT)
+    pytest.fail(f"exporter exited early with {proc.returncode}")
+
+
+def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("proc-secret-key\n")
+    with LmxSimulator(admin_key="proc-secret-key") as sim:
+        sim.load_model("m", memory_gb=1.0)
+        proc, port = _start(
+            [
+                "--lmx.url",
+                sim.url,
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--lmx.admin-key-file",
+                str(key_file),
+                "--log.level",
+                "debug",
+            ]
+        )
+        try:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=WAIT).text
+            assert 'opta_lmx_model_loaded{format="unknown",model="m"} 1.0' in text
+            assert (
+                f'opta_exporter_build_info{{python_version="{sys.version.split()[0]}"'
+                f',version="{__version__}"}} 1.0' in text
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(WAIT) == 0
+        assert proc.stderr is not None
+        rest = proc.stderr.read()
+        assert "stopping" in rest
+        assert "proc-secret-key" not in rest
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--web.listen-address", "nope"], "--web.listen-address"),
+        (["--lmx.url", "ftp://x"], "--lmx.url"),
+        (["--lmx.url", "http://user:pw@host:1"], "credentials"),
+        (["--backoff.base=-1s"], "--backoff.base"),
+        (["--log.format", "xml"], "--log.format"),
+        (["--lmx.admin-key-file", "/nonexistent/key"], "cannot read"),
+    ],
+)
+def test_invalid_config_exits_2_with_one_line(args: list[str], fragment: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "opta_exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert fragment in lines[0]
+
+
+def test_env_twin_configures_the_process() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "opta_exporter"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+        env={**os.environ, "OPTA_EXPORTER_WINDOW_SIZE": "zero"},
+    )
+    assert proc.returncode == 2
+    assert "--window.size" in proc.stderr
+
+
+def test_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "opta_exporter", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=True,
+    )
+    assert out.stdout.strip() == f"opta-exporter {__version__}"

@@ -1,0 +1,148 @@
+"""Snapshot reads with `responses`: the plain request/response calls and their failures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from opta_exporter.config import Config
+from opta_exporter.health import ExporterHealth
+from opta_exporter.snapshots import Snapshotter, parse_snapshot
+from opta_exporter.state import LmxState, Snapshot
+from opta_exporter.store import Store
+
+LMX = "http://lmx.test:1234"
+STATUS: dict[str, Any] = {
+    "version": "0.1.0",
+    "uptime_seconds": 100.0,
+    "loaded_models": 2,
+    "models": ["a", "b"],
+    "memory": {
+        "total_gb": 512.0,
+        "used_gb": 61.2,
+        "available_gb": 450.8,
+        "usage_percent": 12.0,
+        "threshold_percent": 90,
+    },
+    "in_flight_requests": 1,
+    "max_concurrent_requests": 4,
+}
+MEMORY: dict[str, Any] = {
+    "total_unified_memory_gb": 512.0,
+    "used_gb": 61.2,
+    "available_gb": 450.8,
+    "threshold_percent": 90,
+    "models": {"a": {"memory_gb": 4.5, "loaded": True}, "b": {"memory_gb": 2, "loaded": True}},
+}
+
+
+def make(key: str | None = None) -> tuple[Snapshotter, Store]:
+    store = Store(LmxState(), ExporterHealth())
+    return Snapshotter(Config(lmx_url=LMX, admin_key=key), store, requests.Session()), store
+
+
+def test_parse_snapshot_reads_both_endpoints() -> None:
+    snap = parse_snapshot(STATUS, MEMORY)
+    assert snap == Snapshot(
+        version="0.1.0",
+        uptime_seconds=100.0,
+        memory_total_gb=512.0,
+        memory_used_gb=61.2,
+        memory_available_gb=450.8,
+        threshold_percent=90.0,
+        in_flight=1.0,
+        max_concurrent=4.0,
+        models={"a": 4.5, "b": 2.0},
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "memory", "expected"),
+    [
+        ({}, {}, Snapshot()),
+        ({"version": 3, "uptime_seconds": "long", "models": "a"}, {"models": []}, Snapshot()),
+        ({"uptime_seconds": float("nan"), "in_flight_requests": -1}, {}, Snapshot()),
+        (
+            {},
+            {
+                "models": {
+                    "x": {"memory_gb": 1.0, "loaded": True},
+                    "y": {"memory_gb": 1.0, "loaded": False},
+                }
+            },
+            Snapshot(models={"x": 1.0}),
+        ),
+        (
+            {"models": ["x", 7, ""]},
+            {"models": {"x": {"memory_gb": "big"}}},
+            Snapshot(models={"x": None}),
+        ),
+    ],
+)
+def test_parse_snapshot_treats_wrong_types_as_absent(
+    status: dict[str, Any], memory: dict[str, Any], expected: Snapshot
+) -> None:
+    assert parse_snapshot(status, memory) == expected
+
+
+@responses.activate
+def test_resync_reconciles_and_sends_the_key_in_the_header_only() -> None:
+    responses.get(f"{LMX}/admin/status", json=STATUS)
+    responses.get(f"{LMX}/admin/memory", json=MEMORY)
+    snapshotter, store = make(key="k-9")
+    assert snapshotter.resync() == 0  # the first snapshot fills the state: no drift
+    view = store.view()
+    assert view.state.loaded == {"a": "unknown", "b": "unknown"}
+    assert view.state.model_memory == {"a": 4.5 * 1024**3, "b": 2.0 * 1024**3}
+    assert view.state.memory_threshold == 0.9
+    assert view.health.resyncs == {"success": 1.0, "failure": 0.0}
+    for call in responses.calls:
+        assert call.request.headers["X-Admin-Key"] == "k-9"
+        assert "k-9" not in (call.request.url or "")
+
+
+@responses.activate
+def test_second_snapshot_counts_drift() -> None:
+    responses.get(f"{LMX}/admin/status", json=STATUS)
+    responses.get(f"{LMX}/admin/memory", json=MEMORY)
+    responses.get(f"{LMX}/admin/status", json={**STATUS, "models": ["b", "c"]})
+    responses.get(f"{LMX}/admin/memory", json=MEMORY)
+    snapshotter, store = make()
+    assert snapshotter.resync() == 0
+    assert snapshotter.resync() == 2  # a removed, c added
+    assert set(store.view().state.loaded) == {"b", "c"}
+    assert store.view().state.state_drift == 2.0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 500, "body": "oops"},
+        {"status": 403, "json": {"detail": "Invalid or missing admin key"}},
+        {"status": 200, "body": "<html>login</html>"},
+        {"status": 200, "body": json.dumps([1, 2])},
+        {"body": requests.ConnectTimeout("slow")},
+        {"body": requests.ReadTimeout("slow")},
+        {"body": requests.ConnectionError("refused")},
+    ],
+)
+@responses.activate
+def test_failed_snapshot_is_counted_and_changes_nothing(
+    failure: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    responses.get(f"{LMX}/admin/status", **failure)
+    responses.get(f"{LMX}/admin/memory", json=MEMORY)
+    snapshotter, store = make(key="secret-key")
+    assert snapshotter.resync() is None
+    assert snapshotter.resync() is None
+    view = store.view()
+    assert view.health.resyncs == {"success": 0.0, "failure": 2.0}
+    assert view.state.loaded == {}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, "a repeated failure is logged once"
+    assert "/admin/status" in warnings[0]
+    assert all("secret-key" not in r.getMessage() for r in caplog.records)

@@ -1,0 +1,269 @@
+"""The consumer against the real loopback simulator: connect, reconnect, stale, auth, resync."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from opta_exporter.config import Config
+from opta_exporter.daemon import Exporter
+from opta_exporter.health import ExporterHealth
+from opta_exporter.simulator import LmxSimulator
+from opta_exporter.snapshots import Snapshotter
+from opta_exporter.state import LmxState
+from opta_exporter.store import Store
+from opta_exporter.stream import StreamConsumer, StreamEnded
+from tests.conftest import WAIT, Gate, is_open, scrape, value, wait_for
+
+MakeExporter = Callable[..., Exporter]
+MakeSim = Callable[..., LmxSimulator]
+
+
+def test_events_reach_metrics(sim: LmxSimulator, make_exporter: MakeExporter) -> None:
+    sim.load_model("before", memory_gb=2.0)
+    exporter = make_exporter(sim)
+    assert sim.wait_for_subscribers(1, WAIT)
+    wait_for(exporter, is_open)
+    sim.load_model("mlx-community/Qwen3-8B-4bit", fmt="mlx", memory_gb=4.5)
+    sim.publish_envelope("throughput", {"timestamp": 1, "tokensPerSecond": 42.0})
+    wait_for(exporter, lambda s, h: s.events.get("throughput", 0) == 1)
+
+    samples = scrape(exporter)
+    assert value(samples, "opta_lmx_up") == 1.0
+    assert value(samples, "opta_lmx_model_loaded", model="before", format="unknown") == 1.0
+    assert (
+        value(samples, "opta_lmx_model_loaded", model="mlx-community/Qwen3-8B-4bit", format="mlx")
+        == 1.0
+    )
+    assert (
+        value(samples, "opta_lmx_model_memory_bytes", model="mlx-community/Qwen3-8B-4bit")
+        == 4.5 * 1024**3
+    )
+    assert (
+        value(
+            samples,
+            "opta_lmx_model_readiness",
+            model="mlx-community/Qwen3-8B-4bit",
+            state="routable",
+        )
+        == 1.0
+    )
+    assert value(samples, "opta_lmx_throughput_tokens_per_second") == 42.0
+    assert value(samples, "opta_lmx_events_total", event="model_readiness_changed") == 4.0
+    assert value(samples, "opta_exporter_connection_state", state="open") == 1.0
+    assert value(samples, "opta_exporter_resyncs_total", outcome="success") == 1.0
+    assert value(samples, "opta_lmx_info", version="0.1.0") == 1.0
+
+
+def test_request_headers(make_sim: MakeSim, make_exporter: MakeExporter) -> None:
+    sim = make_sim(admin_key="k-123")
+    exporter = make_exporter(sim, admin_key="k-123")
+    wait_for(exporter, is_open)
+    events = [h for method, path, h in sim.requests_seen if path.startswith("/admin/events")]
+    assert events, "no event-stream request seen"
+    headers = {k.lower(): v for k, v in events[0].items()}
+    assert headers["accept"] == "text/event-stream"
+    assert headers["x-admin-key"] == "k-123"
+    assert all("k-123" not in path for _, path, _ in sim.requests_seen)
+
+
+def test_silent_connect_is_open_at_once(sim: LmxSimulator, make_exporter: MakeExporter) -> None:
+    """LMX sends no byte until its first event: the stream is open at the headers."""
+    sim.load_model("m", memory_gb=1.0)
+    exporter = make_exporter(sim)  # 30 s heartbeat: no byte will come during this test
+    wait_for(exporter, is_open)
+    samples = scrape(exporter)
+    assert value(samples, "opta_lmx_up") == 1.0
+    assert value(samples, "opta_lmx_model_loaded", model="m", format="unknown") == 1.0
+    assert exporter.store.view().state.events == {}
+
+
+def test_server_close_reconnects_with_backoff(
+    sim: LmxSimulator, make_exporter: MakeExporter
+) -> None:
+    gate = Gate()
+    exporter = make_exporter(sim, sleep=gate, backoff_base=0.5, backoff_cap=4.0)
+    wait_for(exporter, is_open)
+    sim.close_streams()  # closed before any byte: not a healthy connection
+    wait_for(exporter, lambda s, h: h.connection_state == "backoff")
+    samples = scrape(exporter)
+    assert value(samples, "opta_lmx_up") == 0.0
+    assert value(samples, "opta_exporter_reconnects_total", reason="eof") == 1.0
+    assert value(samples, "opta_exporter_backoff_seconds") == 0.5
+    gate.release()
+    wait_for(exporter, is_open)
+    assert sim.wait_for_subscribers(1, WAIT)
+    assert gate.waits == [0.5]
+    assert scrape(exporter)[("opta_exporter_backoff_seconds", ())] == 0.0
+
+
+def resynced(n: int) -> Callable[[LmxState, ExporterHealth], bool]:
+    return lambda s, h: h.resyncs["success"] == n
+
+
+def test_backoff_grows_without_events_and_resets_after_one(
+    sim: LmxSimulator, make_exporter: MakeExporter
+) -> None:
+    gate = Gate()
+    gate.release()
+    exporter = make_exporter(sim, sleep=gate, backoff_base=1.0, backoff_cap=4.0)
+    for attempt in range(1, 5):
+        wait_for(exporter, resynced(attempt))
+        sim.close_streams()
+    wait_for(exporter, lambda s, h: h.resyncs["success"] == 5)
+    assert gate.waits == [1.0, 2.0, 4.0, 4.0]
+    sim.publish("heartbeat", {"timestamp": 1.0})
+    wait_for(exporter, lambda s, h: s.events.get("heartbeat") == 1)
+    sim.close_streams()
+    wait_for(exporter, lambda s, h: h.resyncs["success"] == 6)
+    assert gate.waits[-1] == 1.0  # a connection that delivered an event resets the backoff
+
+
+def test_stale_stream_goes_down_then_recovers(
+    sim: LmxSimulator, make_exporter: MakeExporter
+) -> None:
+    gate = Gate()
+    exporter = make_exporter(sim, sleep=gate, heartbeat_interval=0.2, stale_timeout=0.5)
+    wait_for(exporter, is_open)
+    # The simulator's heartbeat is 30 s: nothing arrives within the stale timeout.
+    wait_for(exporter, lambda s, h: h.reconnects["stale"] == 1)
+    samples = scrape(exporter)
+    assert value(samples, "opta_lmx_up") == 0.0
+    assert value(samples, "opta_exporter_connection_state", state="backoff") == 1.0
+    gate.release()
+    wait_for(exporter, lambda s, h: is_open(s, h) and h.reconnects["stale"] == 1)
+    sim.publish("heartbeat", {"timestamp": 1.0})
+    wait_for(exporter, lambda s, h: s.events.get("heartbeat") == 1)
+
+
+def test_wrong_key_is_auth_failed_at_the_cap(
+    make_sim: MakeSim, make_exporter: MakeExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sim = make_sim(admin_key="right-key")
+    gate = Gate()
+    exporter = make_exporter(sim, sleep=gate, admin_key="wrong-key-xyz", backoff_cap=3.0)
+    wait_for(exporter, lambda s, h: h.connection_state == "auth_failed")
+    samples = scrape(exporter)
+    assert value(samples, "opta_exporter_connection_state", state="auth_failed") == 1.0
+    assert value(samples, "opta_exporter_reconnects_total", reason="auth") == 1.0
+    assert gate.waits == [3.0]
+    auth_lines = [r for r in caplog.records if "admin key" in r.getMessage()]
+    assert len(auth_lines) >= 1
+    assert all("wrong-key-xyz" not in r.getMessage() for r in caplog.records)
+    assert "wrong-key-xyz" not in repr(exporter.config)
+
+
+def test_snapshot_reconciles_events_missed_while_away(
+    sim: LmxSimulator, make_exporter: MakeExporter
+) -> None:
+    sim.load_model("stays", memory_gb=1.0)
+    sim.load_model("goes", memory_gb=1.0)
+    gate = Gate()
+    exporter = make_exporter(sim, sleep=gate)
+    wait_for(exporter, is_open)
+    sim.close_streams()
+    wait_for(exporter, lambda s, h: h.connection_state == "backoff")
+    sim.unload_model("goes")  # published to nobody: the exporter is away
+    sim.load_model("new", memory_gb=2.0)
+    gate.release()
+    wait_for(exporter, lambda s, h: is_open(s, h) and h.resyncs["success"] == 2)
+    samples = scrape(exporter)
+    assert value(samples, "opta_lmx_model_loaded", model="goes", format="unknown") is None
+    assert value(samples, "opta_lmx_model_loaded", model="new", format="unknown") == 1.0
+    assert value(samples, "opta_lmx_model_memory_bytes", model="new") == 2.0 * 1024**3
+    assert value(samples, "opta_exporter_state_drift_total") == 2.0
+
+
+def test_last_event_id_and_retry_are_honoured(
+    sim: LmxSimulator, make_exporter: MakeExporter
+) -> None:
+    gate = Gate()
+    exporter = make_exporter(sim, sleep=gate)
+    wait_for(exporter, is_open)
+    sim.publish_raw(b'id: 42\nretry: 1500\nevent: heartbeat\ndata: {"timestamp": 1}\n\n')
+    wait_for(exporter, lambda s, h: s.events.get("heartbeat") == 1)
+    sim.close_streams()
+    wait_for(exporter, lambda s, h: h.connection_state == "backoff")
+    assert gate.waits == [1.5]  # the server's retry: is a floor under the backoff
+    gate.release()
+    wait_for(exporter, lambda s, h: is_open(s, h) and h.resyncs["success"] == 2)
+    events = [h for _, path, h in sim.requests_seen if path.startswith("/admin/events")]
+    assert {k.lower(): v for k, v in events[-1].items()}.get("last-event-id") == "42"
+    assert "last-event-id" not in {k.lower() for k in events[0]}
+
+
+def test_bad_event_is_counted_and_stream_goes_on(
+    sim: LmxSimulator, make_exporter: MakeExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = make_exporter(sim)
+    wait_for(exporter, is_open)
+    sim.publish_raw(b"event: model_loaded\ndata: {not json\n\n")
+    sim.publish_raw(b"event: model_loaded\ndata: {also not json\n\n")
+    sim.publish("model_loaded", {"model_id": "ok", "format": "mlx"})
+    wait_for(exporter, lambda s, h: "ok" in s.loaded)
+    samples = scrape(exporter)
+    assert value(samples, "opta_exporter_event_errors_total", reason="malformed_json") == 2.0
+    assert [r.getMessage() for r in caplog.records].count(
+        next(r.getMessage() for r in caplog.records if "malformed_json" in r.getMessage())
+    ) == 1
+    assert exporter.store.view().health.reconnects["eof"] == 0
+
+
+def test_stop_ends_every_thread(sim: LmxSimulator) -> None:
+    config = Config(lmx_url=sim.url, listen_host="127.0.0.1", listen_port=0)
+    exporter = Exporter(config)
+    exporter.start()
+    wait_for(exporter, is_open)
+    exporter.stop(timeout=2.0)
+    assert not any(t.is_alive() for t in exporter._threads)
+    assert exporter.store.view().health.connection_state == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("ended", "failures_before", "expected"),
+    [
+        (StreamEnded("eof", "x"), 0, 1.0),
+        (StreamEnded("eof", "x"), 3, 8.0),
+        (StreamEnded("eof", "x"), 10, 30.0),
+        (StreamEnded("eof", "x", healthy=True), 10, 1.0),
+        (StreamEnded("auth", "x"), 0, 30.0),
+        (StreamEnded("dropped", "x"), 5, 0.0),
+        (StreamEnded("http_error", "x", retry_after=20.0), 0, 20.0),
+    ],
+)
+def test_next_wait_policy(ended: StreamEnded, failures_before: int, expected: float) -> None:
+    """Proportional jitter: with rng() = 1 each wait is the undamped delay."""
+    config = Config()
+    store = Store(LmxState(), ExporterHealth())
+    consumer = StreamConsumer(
+        config,
+        store,
+        Snapshotter(config, store, requests.Session()),
+        requests.Session(),
+        threading.Event(),
+        rng=lambda: 1.0,
+    )
+    for _ in range(failures_before):
+        consumer.next_wait(StreamEnded("eof", "x"))
+    assert consumer.next_wait(ended) == expected
+
+
+def test_jitter_stays_within_half_to_full_delay() -> None:
+    config = Config(backoff_base=2.0)
+    store = Store(LmxState(), ExporterHealth())
+    for draw, expected in ((0.0, 1.0), (0.5, 1.5), (1.0, 2.0)):
+        consumer = StreamConsumer(
+            config,
+            store,
+            Snapshotter(config, store, requests.Session()),
+            requests.Session(),
+            threading.Event(),
+            rng=functools.partial(float, draw),
+        )
+        assert consumer.next_wait(StreamEnded("eof", "x")) == expected
