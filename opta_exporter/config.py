@@ -36,6 +36,7 @@ class Config:
     stale_timeout: float = 45.0
     connect_timeout: float = 5.0
     snapshot_interval: float = 60.0
+    relay_interval: float = 15.0
     window_size: int = 300
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
@@ -87,6 +88,12 @@ OPTIONS: tuple[Option, ...] = (
         "60s",
     ),
     Option(
+        "--lmx.relay-interval",
+        "relay_interval",
+        "How often LMX's own /admin/metrics is read and relayed; 0 turns the relay off.",
+        "15s",
+    ),
+    Option(
         "--web.listen-address", "listen_address", "Address to serve metrics on.", f":{DEFAULT_PORT}"
     ),
     Option("--web.telemetry-path", "telemetry_path", "Path of the metrics.", "/metrics"),
@@ -122,6 +129,16 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         value = kind(text)
         if value <= 0:
             raise ValueError(f"must be > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value < 0:
+            raise ValueError(f"must be >= 0, got {text!r}")
         return value
 
     return parse
@@ -173,6 +190,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "stale_timeout": _positive(parse_duration),
     "connect_timeout": _positive(parse_duration),
     "snapshot_interval": _positive(parse_duration),
+    "relay_interval": _non_negative(parse_duration),
     "telemetry_path": _path,
     "window_size": _positive(int),
     "backoff_base": _positive(parse_duration),
