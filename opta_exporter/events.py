@@ -44,7 +44,7 @@ class EventError(Exception):
 _loads = json.loads
 
 
-def event_from_sse(name: str, data: str) -> LmxEvent:
+def event_from_sse(name: str, data: str | bytes) -> LmxEvent:
     """Raises EventError; its detail names the event by at most 64 characters."""
     if len(data) > MAX_EVENT_CHARS:
         raise EventError("oversize", f"{name[:64]} event of {len(data)} characters")

@@ -49,16 +49,31 @@ def _model(data: Data) -> str:
     return model
 
 
-def _num(data: Data, key: str, high: float = math.inf) -> float | None:
-    """A finite number in [0, high]: NaN, infinities and negatives would corrupt sums."""
+_HUGE = 1 << 1000  # JSON integers beyond a float's range: not a figure LMX could mean
+
+
+def _finite(data: Data, key: str) -> float | None:
+    """A finite number, or None when absent: NaN and infinities would corrupt sums."""
     value = data.get(key)
     if value is None:
         return None
-    if type(value) is not float and type(value) is not int:
+    if type(value) is float:
+        if value - value == 0.0:  # false for NaN and both infinities
+            return value
+    elif type(value) is int:
+        if -_HUGE < value < _HUGE:
+            return float(value)
+    else:
         raise _bad(key, f"is {type(value).__name__}, not a number")
-    if not 0 <= value <= high:  # also false for NaN
-        raise _bad(key, f"is out of range: {value!r}")
-    return float(value)
+    raise _bad(key, f"is not finite: {str(value)[:40]}")
+
+
+def _num(data: Data, key: str, high: float = math.inf) -> float | None:
+    """A finite number in [0, high]: negative durations and counts mean nothing."""
+    number = _finite(data, key)
+    if number is not None and not 0.0 <= number <= high:
+        raise _bad(key, f"is out of range: {number!r}")
+    return number
 
 
 def _bump(table: dict[Any, float], key: Any, amount: float = 1.0) -> None:
@@ -229,11 +244,7 @@ def status_envelope(s: LmxState, d: Data, now: float) -> None:
     used, total = _num(d, "vram_used_gb"), _num(d, "vram_total_gb")
     active, tps = _num(d, "active_requests"), _num(d, "tokens_per_second")
     uptime = _num(d, "uptime_seconds")
-    temperature = d.get("temperature_celsius")
-    if temperature is not None and (
-        type(temperature) not in (int, float) or not math.isfinite(temperature)
-    ):
-        raise _bad("temperature_celsius", "is not a finite number")
+    temperature = _finite(d, "temperature_celsius")
     listed = d.get("loaded_models")
     models: dict[str, float | None] | None = None
     if listed is not None:
@@ -251,7 +262,7 @@ def status_envelope(s: LmxState, d: Data, now: float) -> None:
     if active is not None:
         s.in_flight = active
     if temperature is not None:
-        s.temperature = float(temperature)
+        s.temperature = temperature
     if uptime is not None:
         s.start_time = now - uptime
     if tps is not None:
@@ -288,11 +299,11 @@ def apply_event(state: LmxState, event: LmxEvent, now: float) -> None:
         if event.envelope:
             raise EventError("unknown_envelope", "envelope type is not known")
         return  # unknown named types appear as LMX grows: counted above, nothing more
+    state.seq += 1  # before the handler: what it marks must count as after any snapshot
     handler(state, event.data, now)
-    state.seq += 1
 
 
-def ingest(state: LmxState, name: str, data: str, now: float) -> EventError | None:
+def ingest(state: LmxState, name: str, data: str | bytes, now: float) -> EventError | None:
     """The per-event path: SSE name + data text in, state changed or error counted."""
     try:
         event = event_from_sse(name, data)

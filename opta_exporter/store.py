@@ -11,10 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from opta_exporter.events import EventError
+from opta_exporter.events import ErrorReason, EventError
 from opta_exporter.health import ExporterHealth
 from opta_exporter.ingest import ingest
+from opta_exporter.sse import SseEvent
 from opta_exporter.state import LmxState, Snapshot
+
+
+def _as_bytes(data: str | bytes) -> bytes:
+    return data.encode() if isinstance(data, str) else data
 
 
 class Clock(Protocol):
@@ -47,14 +52,30 @@ class Store:
         self.health = health
         self.clock: Clock = clock or SystemClock()
 
-    def ingest(self, name: str, data: str) -> EventError | None:
+    def ingest_events(self, events: list[SseEvent]) -> list[EventError]:
+        """One lock per read, not per event: a chunk often carries several."""
         wall, mono = self.clock.time(), self.clock.monotonic()
+        errors = []
         with self.lock:
             self.health.last_event_wall = wall
             self.health.last_activity = mono
-            error = ingest(self.state, name, data, wall)
+            state = self.state
+            for event in events:
+                error = ingest(state, event.event, event.data, wall)
+                if error is not None:
+                    errors.append(error)
             self.changed.notify_all()
-            return error
+        return errors
+
+    def ingest(self, name: str, data: str | bytes) -> EventError | None:
+        errors = self.ingest_events([SseEvent(name, _as_bytes(data), None)])
+        return errors[0] if errors else None
+
+    def count_error(self, reason: ErrorReason, detail: str) -> EventError:
+        with self.lock:
+            self.state.event_errors[reason] += 1
+            self.changed.notify_all()
+        return EventError(reason, detail)
 
     def seq(self) -> int:
         with self.lock:

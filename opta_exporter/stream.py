@@ -9,7 +9,6 @@ delivered an event; auth failures wait the cap; `retry:` and `Retry-After` set a
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import logging
 import random
@@ -19,11 +18,12 @@ from collections.abc import Callable, Iterator
 
 import requests
 import tenacity
-from sseclient import SSEClient
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from opta_exporter.config import Config
+from opta_exporter.events import EventError
 from opta_exporter.snapshots import Snapshotter
+from opta_exporter.sse import SseParser
 from opta_exporter.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,9 @@ def _chunks(resp: requests.Response) -> Iterator[bytes]:
     """Large reads that still hand over each event at once (see measurements.md):
     chunked bodies arrive chunk by chunk; close-delimited ones need read1."""
     raw = resp.raw
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    pieces: Iterator[bytes]
     if raw.chunked:
-        pieces = raw.stream(READ_SIZE, decode_content=True)
-    else:
-        pieces = iter(lambda: raw.read1(READ_SIZE), b"")
-    for piece in pieces:
-        # Invalid UTF-8 becomes U+FFFD here instead of killing the SSE parser.
-        yield decoder.decode(piece).encode("utf-8")
+        return raw.stream(READ_SIZE, decode_content=True)
+    return iter(lambda: raw.read1(READ_SIZE), b"")
 
 
 class StreamConsumer:
@@ -206,17 +200,23 @@ class StreamConsumer:
 
     def _consume(self, resp: requests.Response) -> None:
         got_event = False
+        parser = SseParser()
+        parser.last_event_id = self._last_event_id  # survives reconnects, as in EventSource
+        oversize = 0
         try:
-            for sse in SSEClient(_chunks(resp)).events():
+            for chunk in _chunks(resp):
+                events = parser.feed(chunk)
+                if parser.oversize != oversize:
+                    oversize = parser.oversize
+                    self._log_error(self._store.count_error("oversize", "event over 1 MiB"))
+                if not events:
+                    continue
                 got_event = True
-                if sse.id:
-                    self._last_event_id = sse.id
-                if sse.retry and str(sse.retry).isdigit():
-                    self._server_retry = int(sse.retry) / 1000.0
-                error = self._store.ingest(sse.event, sse.data)
-                if error is not None and error.reason not in self._logged_errors:
-                    self._logged_errors.add(error.reason)
-                    log.warning("bad event counted as %s: %s", error.reason, error.detail)
+                for error in self._store.ingest_events(events):
+                    self._log_error(error)
+                self._last_event_id = parser.last_event_id
+                if parser.retry_ms is not None:
+                    self._server_retry = parser.retry_ms / 1000.0
         except (requests.RequestException, ProtocolError, ReadTimeoutError, OSError) as exc:
             if self._stop.is_set() or self._interrupt_reason:
                 pass
@@ -239,6 +239,12 @@ class StreamConsumer:
             else "LMX closed the stream before any byte"
         )
         raise StreamEnded(reason, detail, healthy=got_event)
+
+    def _log_error(self, error: EventError) -> None:
+        """Once per reason: a flood of bad events must not become a flood of log lines."""
+        if error.reason not in self._logged_errors:
+            self._logged_errors.add(error.reason)
+            log.warning("bad event counted as %s: %s", error.reason, error.detail)
 
     def interrupt(self, reason: str | None = None) -> None:
         """From another thread: end the current stream now (stop, or a zombie found).
