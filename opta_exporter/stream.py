@@ -1,4 +1,4 @@
-"""The consumer thread: requests -> sseclient -> store, reconnecting through tenacity.
+"""The consumer thread: requests -> SSE parser -> store, reconnecting through tenacity.
 
 Backoff is exponential with *proportional* jitter: each wait is drawn from [d/2, d] where
 d = base * 2^(failures-1), capped. One exporter per LMX is no thundering herd, so full
@@ -29,6 +29,7 @@ from opta_exporter.store import Store
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+SUBSCRIBER_LIMIT_HINT_AFTER = 3
 
 
 class StreamEnded(Exception):
@@ -89,6 +90,7 @@ class StreamConsumer:
         self._interrupt_reason: str | None = None
         self._last_logged: str | None = None
         self._logged_errors: set[str] = set()
+        self._empty_closes = 0
 
     def _nap(self, seconds: float) -> None:
         self._stop.wait(seconds)  # a stop request cuts the backoff short
@@ -205,6 +207,7 @@ class StreamConsumer:
         oversize = 0
         try:
             for chunk in _chunks(resp):
+                self._empty_closes = 0
                 events = parser.feed(chunk)
                 if parser.oversize != oversize:
                     oversize = parser.oversize
@@ -231,14 +234,25 @@ class StreamConsumer:
         if self._stop.is_set():
             return
         reason = self._interrupt_reason or "eof"
-        detail = (
-            "LMX stopped delivering events to this subscription"
-            if reason == "dropped"
-            else "LMX closed the stream"
-            if got_event
-            else "LMX closed the stream before any byte"
-        )
+        if reason == "dropped":
+            detail = "LMX stopped delivering events to this subscription"
+        elif got_event:
+            detail = "LMX closed the stream"
+        else:
+            detail = "LMX closed the stream before any byte"
+            self._closed_before_any_byte()
         raise StreamEnded(reason, detail, healthy=got_event)
+
+    def _closed_before_any_byte(self) -> None:
+        """LMX answers 200 and closes at once when its 50 subscriber slots are taken:
+        after a few in a row, say so once (the backoff keeps growing meanwhile)."""
+        self._empty_closes += 1
+        if self._empty_closes == SUBSCRIBER_LIMIT_HINT_AFTER:
+            log.warning(
+                "LMX closed the event stream before any byte %d times in a row: it may be "
+                "at its subscriber limit (49 outside clients); backing off",
+                self._empty_closes,
+            )
 
     def _log_error(self, error: EventError) -> None:
         """Once per reason: a flood of bad events must not become a flood of log lines."""

@@ -1,0 +1,569 @@
+"""LmxCollector on a private registry: every family from the first scrape, values after
+events, health gauges on a fake clock, escaping, histograms, both exposition formats, and
+the metric contract page."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.openmetrics import parser as openmetrics_parser
+from prometheus_client.parser import text_string_to_metric_families
+
+from opta_exporter import __version__
+from opta_exporter.collector import METRICS, LmxCollector
+from opta_exporter.health import CONNECTION_STATES, ExporterHealth
+from opta_exporter.state import LmxState, Snapshot
+from opta_exporter.store import Store
+
+GIB = 1024**3
+WALL = 1_718_000_000.0
+M = "mlx-community/Qwen3-8B-4bit"
+FIXTURES = Path(__file__).parent / "fixtures"
+# the OpenMetrics functions carry no annotations: give them their documented types
+om_generate = cast("Callable[[CollectorRegistry], bytes]", openmetrics.generate_latest)
+om_parse = cast(
+    "Callable[[str], Iterable[Metric]]", openmetrics_parser.text_string_to_metric_families
+)
+METRICS_MD = Path(__file__).resolve().parents[2] / "shared" / "metrics.md"
+READINESS = ("admitted", "loading", "canary_pending", "routable", "quarantined")
+ODD_IDS = (
+    '/m/we"ird\\x.gguf',
+    'C:\\models\\"q"\\m.gguf',
+    "line one\nline two",
+    "🦙 llama-3 ✨",
+    'caf\u00e9 {x="1"} # not a comment',
+)
+
+
+class FakeClock:
+    def __init__(self, wall: float = WALL, mono: float = 1000.0) -> None:
+        self.wall = wall
+        self.mono = mono
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+@dataclass
+class Rig:
+    clock: FakeClock
+    store: Store
+    registry: CollectorRegistry
+
+    def ingest(self, name: str, data: object) -> None:
+        text = data if isinstance(data, str) else json.dumps(data)
+        error = self.store.ingest(name, text)
+        assert error is None, error
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    def text(self) -> str:
+        return generate_latest(self.registry).decode("utf-8")
+
+
+def make_rig(state: LmxState | None = None) -> Rig:
+    clock = FakeClock()
+    store = Store(state or LmxState(), ExporterHealth(), clock=clock)
+    registry = CollectorRegistry()
+    registry.register(LmxCollector(store))
+    return Rig(clock, store, registry)
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return make_rig()
+
+
+def read_sse(path: Path) -> list[tuple[str, str]]:
+    events = []
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
+        name, data = "message", []
+        for line in block.splitlines():
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if data:
+            events.append((name, "\n".join(data)))
+    return events
+
+
+LOAD_UNLOAD = read_sse(FIXTURES / "lmx_load_unload.sse")
+
+
+def feed_everything(rig: Rig) -> None:
+    """At least one sample in every family, odd model ids included."""
+    for name, data in LOAD_UNLOAD[:-1]:
+        rig.ingest(name, data)
+    for i, model in enumerate(ODD_IDS):
+        rig.ingest(
+            "model_loaded",
+            {"model_id": model, "format": "gguf", "memory_gb": 1.5 + i, "duration_sec": 3},
+        )
+        rig.ingest(
+            "model_readiness_changed", {"model_id": model, "state": "routable", "crash_count": i}
+        )
+        rig.ingest(
+            "request_completed",
+            {
+                "model_id": model,
+                "latency_sec": 0.3,
+                "ttft_sec": 0.05,
+                "prompt_tokens": 7,
+                "completion_tokens": 11,
+                "error": i % 2 == 1,
+                "tokens_per_second": 20.0 + i,
+            },
+        )
+        rig.ingest("quantize_progress", {"model_id": model, "status": "quantizing", "percent": 50})
+        rig.ingest("download_progress", {"repo_id": model, "progress_percent": 25})
+    rig.ingest("model_canary_failed", {"model_id": M, "duration_sec": 9.5, "error": "boom"})
+    rig.ingest("model_unloaded", {"model_id": "gone", "reason": "lru"})
+    rig.ingest("download_completed", {"repo_id": "r", "duration_sec": 42})
+    rig.ingest("quantize_progress", {"model_id": "q", "status": "failed: out of memory"})
+    rig.ingest("config_reloaded", {"memory_threshold": 90})
+    rig.ingest("memory_warning", {"used_gb": 470.0, "total_gb": 512.0})
+    rig.ingest("message", {"type": "throughput", "data": {"tokensPerSecond": 99.5}})
+    rig.ingest("message", {"type": "status", "data": {"temperature_celsius": 51.0}})
+    rig.ingest("heartbeat", {"timestamp": WALL})
+    assert rig.store.ingest("message", "{broken") is not None
+    rig.store.reconcile(
+        Snapshot(
+            version="0.1.0",
+            uptime_seconds=100.0,
+            memory_total_gb=512.0,
+            memory_used_gb=61.2,
+            memory_available_gb=450.8,
+            threshold_percent=90,
+            in_flight=1,
+            max_concurrent=4,
+            models={M: 4.62, **{m: 1.0 for m in ODD_IDS}},
+        ),
+        rig.store.seq(),
+    )
+    rig.store.set_connection("backoff", 2.0, "eof")
+    rig.store.set_connection("open")
+    rig.ingest("model_loaded", {"model_id": "x" * 300})  # over the label length limit
+
+
+def type_lines(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE))
+
+
+def help_names(text: str) -> set[str]:
+    return set(re.findall(r"^# HELP (\S+) ", text, flags=re.MULTILINE))
+
+
+def exposed_name(text_names: set[str] | dict[str, str], name: str, kind: str) -> str:
+    """client_python prints a counter's TYPE with or without `_total` by version."""
+    if kind == "counter" and name not in text_names:
+        return name.removesuffix("_total")
+    return name
+
+
+# -- every family from the first scrape -------------------------------------------------
+def test_first_scrape_exposes_every_family(rig: Rig) -> None:
+    text = rig.text()
+    types, helps = type_lines(text), help_names(text)
+    assert len(types) == len(METRICS)
+    for spec in METRICS:
+        name = exposed_name(types, spec.name, spec.kind)
+        assert types.get(name) == spec.kind, spec.name
+        assert exposed_name(helps, spec.name, spec.kind) in helps, spec.name
+
+
+def test_metric_names_are_unique_and_follow_conventions() -> None:
+    names = [spec.name for spec in METRICS]
+    assert len(set(names)) == len(names)
+    for spec in METRICS:
+        assert re.fullmatch(r"opta_(lmx|exporter)_[a-z0-9_]+", spec.name)
+        assert spec.name.endswith("_total") == (spec.kind == "counter"), spec.name
+        assert spec.help
+
+
+def test_describe_matches_collect(rig: Rig) -> None:
+    collector = LmxCollector(rig.store)
+    described = [(m.name, m.type) for m in collector.describe()]
+    collected = [(m.name, m.type) for m in collector.collect()]
+    assert described == collected
+
+
+def test_idle_values_on_the_first_scrape(rig: Rig) -> None:
+    assert rig.value("opta_lmx_up") == 0.0
+    assert rig.value("opta_exporter_connection_state", state="connecting") == 1.0
+    assert rig.value("opta_lmx_throughput_window_samples") == 0.0
+    assert rig.value("opta_lmx_throughput_tokens_per_second") is None
+    assert rig.value("opta_lmx_memory_total_bytes") is None
+    assert rig.value("opta_exporter_last_event_timestamp_seconds") is None
+    assert rig.value("opta_exporter_state_drift_total") == 0.0
+    assert (
+        rig.value(
+            "opta_exporter_build_info",
+            version=__version__,
+            python_version=platform.python_version(),
+        )
+        == 1.0
+    )
+
+
+# -- opta_lmx_up and the connection state --------------------------------------------------
+@pytest.mark.parametrize(
+    ("state", "elapsed", "up"),
+    [
+        ("open", 0.0, 1.0),
+        ("open", 30.0, 1.0),
+        ("open", 45.0, 1.0),  # exactly the stale timeout: still within it
+        ("open", 45.5, 0.0),
+        ("open", 600.0, 0.0),
+        ("connecting", 0.0, 0.0),
+        ("backoff", 0.0, 0.0),
+        ("auth_failed", 0.0, 0.0),
+        ("stopped", 0.0, 0.0),
+    ],
+)
+def test_up(rig: Rig, state: str, elapsed: float, up: float) -> None:
+    rig.store.set_connection(state)
+    rig.clock.mono += elapsed
+    assert rig.value("opta_lmx_up") == up
+
+
+def test_up_stale_timer_starts_at_the_response_and_restarts_on_events(rig: Rig) -> None:
+    rig.store.set_connection("open")  # LMX sends no byte yet: open all the same
+    assert rig.value("opta_lmx_up") == 1.0
+    rig.clock.mono += 46.0
+    assert rig.value("opta_lmx_up") == 0.0
+    rig.ingest("heartbeat", {"timestamp": WALL})
+    assert rig.value("opta_lmx_up") == 1.0
+    rig.clock.mono += 40.0
+    rig.clock.wall += 40.0
+    rig.ingest("message", {"type": "throughput", "data": {"tokensPerSecond": 1.0}})
+    rig.clock.mono += 40.0
+    assert rig.value("opta_lmx_up") == 1.0
+    assert rig.value("opta_exporter_last_event_timestamp_seconds") == WALL + 40.0
+
+
+@pytest.mark.parametrize("current", CONNECTION_STATES)
+def test_connection_state_is_one_hot(rig: Rig, current: str) -> None:
+    rig.store.set_connection(current)
+    values = {s: rig.value("opta_exporter_connection_state", state=s) for s in CONNECTION_STATES}
+    assert values == {s: 1.0 if s == current else 0.0 for s in CONNECTION_STATES}
+    assert set(CONNECTION_STATES) == {"connecting", "open", "backoff", "auth_failed", "stopped"}
+
+
+def test_backoff_and_reconnects(rig: Rig) -> None:
+    rig.store.set_connection("backoff", 4.0, "stale")
+    rig.store.set_connection("backoff", 8.0, "stale")
+    assert rig.value("opta_exporter_backoff_seconds") == 8.0
+    assert rig.value("opta_exporter_reconnects_total", reason="stale") == 2.0
+    assert rig.value("opta_exporter_reconnects_total", reason="eof") == 0.0
+    rig.store.set_connection("open")
+    assert rig.value("opta_exporter_backoff_seconds") == 0.0
+
+
+# -- values after events -----------------------------------------------------------------
+def test_values_after_the_load_sequence(rig: Rig) -> None:
+    for name, data in LOAD_UNLOAD[:-1]:
+        assert rig.store.ingest(name, data) is None
+    assert rig.value("opta_lmx_model_loaded", model=M, format="mlx") == 1.0
+    assert rig.value("opta_lmx_model_crashes", model=M) == 0.0
+    assert rig.value("opta_lmx_model_loads_total", model=M, format="mlx") == 1.0
+    assert rig.value("opta_lmx_model_canaries_total", outcome="passed") == 1.0
+    assert (
+        rig.value("opta_lmx_model_compatibility_checks_total", backend="mlx", outcome="pass") == 1.0
+    )
+    assert rig.value("opta_lmx_events_total", event="model_readiness_changed") == 4.0
+    assert rig.value("opta_lmx_model_load_duration_seconds_count", format="mlx") == 1.0
+    assert rig.value("opta_lmx_model_load_duration_seconds_sum", format="mlx") == 2.41
+    assert rig.value("opta_exporter_last_event_timestamp_seconds") == WALL
+    for reason in ("malformed_json", "not_an_object", "bad_field", "oversize", "unknown_envelope"):
+        assert rig.value("opta_exporter_event_errors_total", reason=reason) == 0.0
+
+
+def test_readiness_is_one_hot(rig: Rig) -> None:
+    seen = []
+    for name, data in LOAD_UNLOAD[:-1]:
+        rig.store.ingest(name, data)
+        values = {s: rig.value("opta_lmx_model_readiness", model=M, state=s) for s in READINESS}
+        current = [s for s, v in values.items() if v == 1.0]
+        assert len(current) == 1
+        assert [v for v in values.values() if v != 1.0] == [0.0] * 4
+        seen.append(current[0])
+    assert seen == [
+        "admitted", "loading", "canary_pending", "canary_pending", "canary_pending",
+        "routable", "routable", "routable",
+    ]  # fmt: skip
+
+
+def test_unloaded_models_series_disappear(rig: Rig) -> None:
+    for name, data in LOAD_UNLOAD[:-1]:
+        rig.store.ingest(name, data)
+    rig.ingest("model_loaded", {"model_id": M, "format": "mlx", "memory_gb": 4.62})
+    assert rig.value("opta_lmx_model_memory_bytes", model=M) == 4.62 * GIB
+    name, data = LOAD_UNLOAD[-1]
+    rig.ingest(name, data)
+    assert rig.value("opta_lmx_model_loaded", model=M, format="mlx") is None
+    assert rig.value("opta_lmx_model_memory_bytes", model=M) is None
+    assert rig.value("opta_lmx_model_crashes", model=M) is None
+    for state in READINESS:
+        assert rig.value("opta_lmx_model_readiness", model=M, state=state) is None
+    assert f'model="{M}"' not in "".join(
+        line for line in rig.text().splitlines() if line.startswith("opta_lmx_model_readiness")
+    )
+    assert rig.value("opta_lmx_model_loads_total", model=M, format="mlx") == 2.0  # counters stay
+    assert rig.value("opta_lmx_model_unloads_total", reason="manual") == 1.0
+
+
+def test_snapshot_gauges(rig: Rig) -> None:
+    drift = rig.store.reconcile(
+        Snapshot(
+            version="0.1.0",
+            uptime_seconds=5231.4,
+            memory_total_gb=512.0,
+            memory_used_gb=61.2,
+            memory_available_gb=450.8,
+            threshold_percent=90,
+            in_flight=1,
+            max_concurrent=4,
+            models={M: 4.62},
+        ),
+        rig.store.seq(),
+    )
+    assert drift == 0
+    assert rig.value("opta_lmx_info", version="0.1.0") == 1.0
+    assert rig.value("opta_lmx_start_time_seconds") == WALL - 5231.4
+    assert rig.value("opta_lmx_memory_total_bytes") == 512.0 * GIB
+    assert rig.value("opta_lmx_memory_used_bytes") == 61.2 * GIB
+    assert rig.value("opta_lmx_memory_available_bytes") == 450.8 * GIB
+    assert rig.value("opta_lmx_memory_threshold_ratio") == 0.9
+    assert rig.value("opta_lmx_requests_in_flight") == 1.0
+    assert rig.value("opta_lmx_requests_max_concurrent") == 4.0
+    assert rig.value("opta_lmx_model_memory_bytes", model=M) == 4.62 * GIB
+    assert rig.value("opta_exporter_resyncs_total", outcome="success") == 1.0
+    rig.store.resync_failed()
+    assert rig.value("opta_exporter_resyncs_total", outcome="failure") == 1.0
+    assert rig.store.reconcile(Snapshot(models={}), rig.store.seq()) == 1
+    assert rig.value("opta_exporter_state_drift_total") == 1.0
+
+
+def test_throughput_gauges(rig: Rig) -> None:
+    for tps in (10.0, 40.0, 20.0, 30.0):
+        rig.ingest("message", {"type": "throughput", "data": {"tokensPerSecond": tps}})
+    assert rig.value("opta_lmx_throughput_tokens_per_second") == 30.0
+    assert rig.value("opta_lmx_throughput_window_samples") == 4.0
+    stats = {
+        s: rig.value("opta_lmx_throughput_window_tokens_per_second", stat=s)
+        for s in ("mean", "p50", "p95", "max", "min")
+    }
+    # sorted 10,20,30,40: p50 at 1.5 -> 25, p95 at 2.85 -> 38.5
+    assert stats == {
+        "mean": 25.0,
+        "p50": 25.0,
+        "p95": pytest.approx(38.5),
+        "max": 40.0,
+        "min": 10.0,
+    }
+
+
+def test_series_dropped() -> None:
+    rig = make_rig(LmxState(max_models=1))
+    rig.ingest("model_loaded", {"model_id": "a"})
+    rig.ingest("model_loaded", {"model_id": "b"})
+    rig.ingest("model_loaded", {"model_id": "c" * 300})
+    assert rig.value("opta_lmx_model_loaded", model="a", format="unknown") == 1.0
+    assert rig.value("opta_lmx_model_loaded", model="b", format="unknown") is None
+    assert rig.value("opta_exporter_series_dropped_total", metric="opta_lmx_model_loaded") == 2.0
+    assert (
+        rig.value("opta_exporter_series_dropped_total", metric="opta_lmx_model_loads_total") == 2.0
+    )
+
+
+# -- histograms --------------------------------------------------------------------------
+def test_histogram_buckets_are_cumulative(rig: Rig) -> None:
+    for latency, error in ((0.1, False), (0.3, True), (100.0, False), (0.3, False)):
+        rig.ingest("request_completed", {"model_id": M, "latency_sec": latency, "error": error})
+    name = "opta_lmx_request_duration_seconds"
+    assert rig.value(f"{name}_bucket", model=M, le="0.1") == 1.0  # le is inclusive
+    assert rig.value(f"{name}_bucket", model=M, le="0.25") == 1.0
+    assert rig.value(f"{name}_bucket", model=M, le="0.5") == 3.0  # the error request too
+    assert rig.value(f"{name}_bucket", model=M, le="+Inf") == 4.0
+    assert rig.value(f"{name}_count", model=M) == 4.0
+    assert rig.value(f"{name}_sum", model=M) == pytest.approx(100.7)
+    family = next(f for f in text_string_to_metric_families(rig.text()) if f.name == name)
+    buckets = [
+        (float(s.labels["le"]), s.value) for s in family.samples if s.name == f"{name}_bucket"
+    ]
+    assert buckets == sorted(buckets)  # bounds ascending ...
+    counts = [count for _, count in buckets]
+    assert counts == sorted(counts)  # ... and counts never fall
+    assert buckets[-1] == (float("inf"), 4.0)
+
+
+def test_every_histogram_has_inf_equal_to_count(rig: Rig) -> None:
+    feed_everything(rig)
+    histograms = [spec.name for spec in METRICS if spec.kind == "histogram"]
+    for family in text_string_to_metric_families(rig.text()):
+        if family.name not in histograms:
+            continue
+        by_labels: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
+        for s in family.samples:
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+            key = "inf" if s.labels.get("le") == "+Inf" else s.name.removeprefix(family.name)
+            if key == "_bucket":
+                continue
+            by_labels.setdefault(labels, {})[key] = s.value
+        assert by_labels, family.name
+        for series in by_labels.values():
+            assert series["inf"] == series["_count"]
+            assert "_sum" in series
+
+
+# -- escaping and parsing ----------------------------------------------------------------
+def test_odd_label_values_round_trip(rig: Rig) -> None:
+    for model in ODD_IDS:
+        rig.ingest("model_loaded", {"model_id": model, "format": "gguf", "memory_gb": 2})
+    models = {
+        s.labels["model"]
+        for family in text_string_to_metric_families(rig.text())
+        if family.name == "opta_lmx_model_loaded"
+        for s in family.samples
+    }
+    assert models == set(ODD_IDS)
+    for model in ODD_IDS:
+        assert rig.value("opta_lmx_model_loaded", model=model, format="gguf") == 1.0
+    # a raw newline inside a label value would split the sample line
+    for line in rig.text().splitlines():
+        assert line.startswith("#") or re.match(r"^[a-z_]+(\{.*\})? \S+$", line), line
+
+
+def test_full_scrape_parses(rig: Rig) -> None:
+    feed_everything(rig)
+    families = {f.name: f for f in text_string_to_metric_families(rig.text())}
+    assert len(families) == len(METRICS)
+    for spec in METRICS:
+        family = families[spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name]
+        assert family.samples, f"{spec.name} has no sample after feed_everything"
+
+
+def test_promtool_accepts_the_scrape(rig: Rig) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is required on CI")
+        pytest.skip("promtool not installed")
+    feed_everything(rig)
+    for text in (make_rig().text(), rig.text()):
+        proc = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout == ""
+        assert proc.stderr == ""
+
+
+def test_openmetrics_exposition_parses(rig: Rig) -> None:
+    feed_everything(rig)
+    text = om_generate(rig.registry).decode("utf-8")
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in om_parse(text)}
+    assert len(families) == len(METRICS)
+    models = {s.labels["model"] for s in families["opta_lmx_model_loaded"].samples}
+    assert set(ODD_IDS) <= models
+    empty = om_generate(make_rig().registry).decode("utf-8")
+    assert len(list(om_parse(empty))) == len(METRICS)
+
+
+# -- the contract page -------------------------------------------------------------------
+# Documented in the relay section but not built yet. Remove a name from here when it
+# lands: the strict xfail below turns into a failure to say so.
+RELAY_NOT_BUILT_YET = frozenset(
+    {
+        "opta_exporter_relay_reads_total",
+        "opta_exporter_relay_last_success_timestamp_seconds",
+        "opta_exporter_relay_samples_repaired_total",
+        "opta_exporter_relay_samples_dropped_total",
+    }
+)
+
+
+def contract_metrics() -> Iterator[tuple[str, str]]:
+    """(name, type) from the first two columns of every table in metrics.md."""
+    if not METRICS_MD.is_file():
+        return
+    for line in METRICS_MD.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 2:
+            continue
+        names = re.findall(r"`([a-z_][a-z0-9_]*)`", cells[0])
+        if not names or not names[0].startswith("opta_"):
+            continue
+        kind = cells[1].split()[0]
+        first = names[0]
+        for name in names:
+            if name.startswith("_"):  # `opta_lmx_memory_total_bytes` / `_used_bytes`
+                parts = name.strip("_").split("_")
+                yield "_".join(first.split("_")[: -len(parts)] + parts), kind
+            else:
+                yield name, kind
+
+
+CONTRACT = sorted(set(contract_metrics()))
+
+
+def test_contract_page_parses() -> None:
+    if not METRICS_MD.is_file():
+        pytest.skip(f"{METRICS_MD} not present")
+    names = {name for name, _ in CONTRACT}
+    assert {
+        "opta_lmx_memory_total_bytes",
+        "opta_lmx_memory_used_bytes",
+        "opta_lmx_memory_available_bytes",
+        "opta_lmx_prompt_tokens_total",
+        "opta_lmx_completion_tokens_total",
+        "opta_lmx_up",
+        "opta_exporter_series_dropped_total",
+    } <= names
+    assert names >= RELAY_NOT_BUILT_YET
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        pytest.param(
+            name,
+            kind,
+            id=name,
+            marks=[pytest.mark.xfail(strict=True, reason="relay metrics not built yet")]
+            if name in RELAY_NOT_BUILT_YET
+            else [],
+        )
+        for name, kind in CONTRACT
+    ],
+)
+def test_contract_metric_is_exposed(name: str, kind: str) -> None:
+    specs = {spec.name: spec for spec in METRICS}
+    assert name in specs
+    assert specs[name].kind == kind

@@ -1,0 +1,273 @@
+"""event_from_sse: SSE name + data text in, typed LMX event or a counted EventError out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from opta_exporter.events import (
+    ERROR_REASONS,
+    MAX_EVENT_CHARS,
+    EventError,
+    LmxEvent,
+    event_from_sse,
+)
+
+MODEL = "mlx-community/Qwen3-8B-4bit"
+
+ACCEPTED: list[tuple[str, str, str, str, dict[str, Any], bool]] = [
+    # id, SSE name, data text, expected kind, expected data, envelope?
+    (
+        "named model_loaded",
+        "model_loaded",
+        f'{{"model_id": "{MODEL}", "format": "mlx", "memory_gb": 4.62, "duration_sec": 2.41}}',
+        "model_loaded",
+        {"model_id": MODEL, "format": "mlx", "memory_gb": 4.62, "duration_sec": 2.41},
+        False,
+    ),
+    (
+        "named heartbeat",
+        "heartbeat",
+        '{"timestamp": 1718000000.5}',
+        "heartbeat",
+        {"timestamp": 1718000000.5},
+        False,
+    ),
+    ("named empty object", "model_ttl_evicted", "{}", "model_ttl_evicted", {}, False),
+    (
+        "unknown named type passes through",
+        "agent_run_started",
+        '{"agent": "planner"}',
+        "agent_run_started",
+        {"agent": "planner"},
+        False,
+    ),
+    (
+        "named event that looks like an envelope stays named",
+        "model_loaded",
+        '{"type": "status", "data": {}}',
+        "model_loaded",
+        {"type": "status", "data": {}},
+        False,
+    ),
+    (
+        "whitespace around the JSON",
+        "heartbeat",
+        '  {"timestamp": 1}  ',
+        "heartbeat",
+        {"timestamp": 1},
+        False,
+    ),
+    (
+        "status envelope",
+        "message",
+        '{"type": "status", "data": {"vram_used_gb": 61.2, "active_requests": 1,'
+        ' "loaded_models": [{"id": "m", "name": "M"}]}}',
+        "status",
+        {"vram_used_gb": 61.2, "active_requests": 1, "loaded_models": [{"id": "m", "name": "M"}]},
+        True,
+    ),
+    (
+        "model_change envelope",
+        "message",
+        '{"type": "model_change", "data": {"loaded_models": []}}',
+        "model_change",
+        {"loaded_models": []},
+        True,
+    ),
+    (
+        "throughput envelope",
+        "message",
+        '{"type": "throughput", "data": {"timestamp": 1718000000123, "tokensPerSecond": 41.5}}',
+        "throughput",
+        {"timestamp": 1718000000123, "tokensPerSecond": 41.5},
+        True,
+    ),
+    (
+        "unknown envelope type is still an envelope",
+        "message",
+        '{"type": "agent_step", "data": {}}',
+        "agent_step",
+        {},
+        True,
+    ),
+    (
+        "envelope with extra keys",
+        "message",
+        '{"type": "throughput", "data": {"tokensPerSecond": 3}, "seq": 9}',
+        "throughput",
+        {"tokensPerSecond": 3},
+        True,
+    ),
+    (
+        "non-ASCII escaped (Python json.dumps)",
+        "model_loaded",
+        '{"model_id": "caf\\u00e9-\\ud83e\\udd99"}',
+        "model_loaded",
+        {"model_id": "café-🦙"},
+        False,
+    ),
+    (
+        "non-ASCII raw UTF-8",
+        "model_loaded",
+        '{"model_id": "café-🦙"}',
+        "model_loaded",
+        {"model_id": "café-🦙"},
+        False,
+    ),
+    (
+        "non-ASCII in an envelope",
+        "message",
+        '{"type": "status", "data": {"loaded_models": [{"id": "caf\\u00e9"}]}}',
+        "status",
+        {"loaded_models": [{"id": "café"}]},
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kind", "data", "envelope"),
+    [pytest.param(*case[1:], id=case[0]) for case in ACCEPTED],
+)
+def test_accepted(name: str, text: str, kind: str, data: dict[str, Any], envelope: bool) -> None:
+    assert event_from_sse(name, text) == LmxEvent(kind, data, envelope)
+
+
+def test_escaped_and_raw_utf8_give_the_same_event() -> None:
+    escaped = json.dumps({"model_id": "/models/é 🦙.gguf"})
+    raw = json.dumps({"model_id": "/models/é 🦙.gguf"}, ensure_ascii=False)
+    assert escaped != raw
+    assert event_from_sse("model_loaded", escaped) == event_from_sse("model_loaded", raw)
+
+
+REFUSED: list[tuple[str, str, str, str]] = [
+    # id, SSE name, data text, reason
+    ("empty data", "model_loaded", "", "malformed_json"),
+    ("truncated", "model_loaded", '{"model_id": "m"', "malformed_json"),
+    ("single quotes", "model_loaded", "{'model_id': 'm'}", "malformed_json"),
+    ("bare word", "heartbeat", "ping", "malformed_json"),
+    ("trailing garbage", "heartbeat", '{"timestamp": 1} x', "malformed_json"),
+    ("two objects", "heartbeat", '{"a": 1}{"b": 2}', "malformed_json"),
+    ("malformed envelope", "message", '{"type": "status", "data": {', "malformed_json"),
+    ("list", "model_loaded", '[{"model_id": "m"}]', "not_an_object"),
+    ("empty list", "model_loaded", "[]", "not_an_object"),
+    ("integer", "heartbeat", "42", "not_an_object"),
+    ("float", "heartbeat", "1718000000.5", "not_an_object"),
+    ("NaN literal", "heartbeat", "NaN", "not_an_object"),
+    ("string", "heartbeat", '"hello"', "not_an_object"),
+    ("null", "heartbeat", "null", "not_an_object"),
+    ("true", "heartbeat", "true", "not_an_object"),
+    ("unnamed list", "message", "[]", "not_an_object"),
+    ("unnamed null", "message", "null", "not_an_object"),
+    ("envelope without type", "message", '{"data": {}}', "unknown_envelope"),
+    ("envelope without data", "message", '{"type": "status"}', "unknown_envelope"),
+    ("empty envelope", "message", "{}", "unknown_envelope"),
+    ("named-event payload unnamed", "message", '{"model_id": "m"}', "unknown_envelope"),
+    ("type is a number", "message", '{"type": 5, "data": {}}', "unknown_envelope"),
+    ("type is null", "message", '{"type": null, "data": {}}', "unknown_envelope"),
+    ("type is a list", "message", '{"type": ["status"], "data": {}}', "unknown_envelope"),
+    ("data is a list", "message", '{"type": "status", "data": []}', "unknown_envelope"),
+    ("data is a string", "message", '{"type": "status", "data": "{}"}', "unknown_envelope"),
+    ("data is null", "message", '{"type": "throughput", "data": null}', "unknown_envelope"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reason"), [pytest.param(*case[1:], id=case[0]) for case in REFUSED]
+)
+def test_refused(name: str, text: str, reason: str) -> None:
+    with pytest.raises(EventError) as info:
+        event_from_sse(name, text)
+    assert info.value.reason == reason
+    assert str(info.value).startswith(f"{reason}: ")
+
+
+def test_error_reasons_are_the_contract_set() -> None:
+    assert set(ERROR_REASONS) == {
+        "malformed_json",
+        "not_an_object",
+        "bad_field",
+        "oversize",
+        "unknown_envelope",
+    }
+
+
+def padded_object(length: int) -> str:
+    """A valid JSON object of exactly `length` characters."""
+    skeleton = '{"model_id": ""}'
+    text = '{"model_id": "' + "x" * (length - len(skeleton)) + '"}'
+    assert len(text) == length
+    return text
+
+
+def test_largest_event_is_accepted() -> None:
+    event = event_from_sse("model_loaded", padded_object(MAX_EVENT_CHARS))
+    assert event.kind == "model_loaded"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("model_loaded", padded_object(MAX_EVENT_CHARS + 1)),
+        ("model_loaded", "x" * (MAX_EVENT_CHARS + 1)),  # size is judged before parsing
+        ("message", '{"type": "status", "data": ' + padded_object(MAX_EVENT_CHARS) + "}"),
+    ],
+)
+def test_oversize(name: str, text: str) -> None:
+    with pytest.raises(EventError) as info:
+        event_from_sse(name, text)
+    assert info.value.reason == "oversize"
+    assert len(str(info.value)) < 200  # the message never carries the megabyte
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"a": ' * 100_000 + "1" + "}" * 100_000,
+    ],
+    ids=["deep-list", "deep-object"],
+)
+def test_deep_nesting_is_bad_input_not_a_crash(text: str) -> None:
+    """Under the size limit, yet deeper than Python's recursion limit: json.loads raises
+    RecursionError, which must become a counted EventError like any other bad input."""
+    assert len(text) <= MAX_EVENT_CHARS
+    with pytest.raises(EventError) as info:
+        event_from_sse("heartbeat", text)
+    assert info.value.reason in {"malformed_json", "not_an_object"}
+
+
+def test_event_error_keeps_reason_and_detail() -> None:
+    with pytest.raises(EventError) as info:
+        event_from_sse("download_failed", "[1]")
+    assert info.value.reason == "not_an_object"
+    assert "download_failed" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("data", "model"),
+    [
+        (b'{"model_id": "caf\\u00e9"}', "café"),
+        ('{"model_id": "café 🦙"}'.encode(), "café 🦙"),
+    ],
+)
+def test_bytes_data_is_decoded(data: bytes, model: str) -> None:
+    assert event_from_sse("model_loaded", data) == LmxEvent("model_loaded", {"model_id": model})
+
+
+@pytest.mark.parametrize("data", [b'{"model_id": "caf\xe9"}', b"\xff\xfe\x00{"])
+def test_undecodable_bytes_are_malformed(data: bytes) -> None:
+    with pytest.raises(EventError) as info:
+        event_from_sse("model_loaded", data)
+    assert info.value.reason == "malformed_json"
+
+
+@pytest.mark.parametrize("text", ["{broken", "[]", "x" * (MAX_EVENT_CHARS + 1)])
+def test_error_detail_stays_short_for_a_huge_event_name(text: str) -> None:
+    """The name comes from the wire too: a hostile one must not flood the logs."""
+    with pytest.raises(EventError) as info:
+        event_from_sse("n" * 100_000, text)
+    assert len(str(info.value)) < 400
