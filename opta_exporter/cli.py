@@ -9,10 +9,14 @@ import sys
 import threading
 from types import FrameType
 
+import requests
+
 from opta_exporter import __version__
+from opta_exporter.check import run_check
 from opta_exporter.config import OPTIONS, ConfigError, config_from_values
 from opta_exporter.daemon import Exporter
 from opta_exporter.logs import setup_logging
+from opta_exporter.webconfig import load_web_config
 
 log = logging.getLogger("opta_exporter")
 
@@ -25,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         "never from the command line.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="Validate the configuration, reach LMX once, say what works, exit non-zero "
+        "on any failure.",
+    )
     for opt in OPTIONS:
         default = f"default {opt.default}" if opt.default is not None else "no default"
         parser.add_argument(
@@ -42,12 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_values(vars(args))
+        web = load_web_config(config.web_config_file) if config.web_config_file else None
     except ConfigError as exc:
         print(f"opta-exporter: error: {exc}", file=sys.stderr)  # one line, before any thread
         return 2
+    if args.check:
+        return run_check(config, requests.Session(), print)
     setup_logging(config.log_level, config.log_format)
     try:
-        exporter = Exporter(config)
+        exporter = Exporter(config, web=web)
     except OSError as exc:
         log.error(
             "cannot listen on %s:%d: %s", config.listen_host, config.listen_port, exc.strerror

@@ -31,6 +31,7 @@ class Config:
     listen_host: str = ""
     listen_port: int = DEFAULT_PORT
     telemetry_path: str = "/metrics"
+    web_config_file: str | None = None
     admin_key: str | None = field(default=None, repr=False)
     heartbeat_interval: float = 30.0
     stale_timeout: float = 45.0
@@ -95,6 +96,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--web.listen-address", "listen_address", "Address to serve metrics on.", f":{DEFAULT_PORT}"
+    ),
+    Option(
+        "--web.config.file",
+        "web_config_file",
+        "Web config file (TLS, basic auth) in the exporter-toolkit format.",
+        None,
     ),
     Option("--web.telemetry-path", "telemetry_path", "Path of the metrics.", "/metrics"),
     Option("--window.size", "window_size", "Throughput samples kept in the window.", "300"),
@@ -192,6 +199,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "snapshot_interval": _positive(parse_duration),
     "relay_interval": _non_negative(parse_duration),
     "telemetry_path": _path,
+    "web_config_file": str,
     "window_size": _positive(int),
     "backoff_base": _positive(parse_duration),
     "backoff_cap": _positive(parse_duration),

@@ -23,6 +23,7 @@ from opta_exporter.snapshots import Snapshotter, snapshot_loop
 from opta_exporter.state import LmxState
 from opta_exporter.store import Clock, Store
 from opta_exporter.stream import StreamConsumer
+from opta_exporter.webconfig import WebConfig
 
 
 def _snapshot_session() -> requests.Session:
@@ -45,6 +46,7 @@ class Exporter:
         session_factory: Callable[[], requests.Session] | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: Callable[[], float] = random.random,
+        web: WebConfig | None = None,
     ) -> None:
         self.config = config
         self.stop_event = threading.Event()
@@ -69,6 +71,7 @@ class Exporter:
             config.listen_host,
             config.listen_port,
             make_app(self.store, self.registry, config.telemetry_path, config.lmx_url),
+            web,
         )
         self._threads = [
             threading.Thread(target=self.consumer.run, name="stream", daemon=True),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -19,14 +20,22 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from opta_exporter import __version__
 from opta_exporter.store import Store
+from opta_exporter.webconfig import BasicAuth, WebConfig
 
+log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
+App = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops mid-request or speaks plain HTTP to TLS: not our fault,
+        not worth a traceback on stderr."""
+        log.debug("HTTP request from %s failed", client_address[0], exc_info=True)
 
 
 class _IPv6Server(_Server):
@@ -61,9 +70,7 @@ _LANDING = """<!doctype html>
 """
 
 
-def make_app(
-    store: Store, registry: CollectorRegistry, telemetry_path: str, lmx_url: str
-) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+def make_app(store: Store, registry: CollectorRegistry, telemetry_path: str, lmx_url: str) -> App:
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -94,10 +101,24 @@ def make_app(
     return app
 
 
+def require_auth(app: App, auth: BasicAuth) -> App:
+    def guarded(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if auth.allows(environ.get("HTTP_AUTHORIZATION")):
+            return app(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="opta-exporter"')],
+        )
+        return [b"unauthorized\n"]
+
+    return guarded
+
+
 class MetricsServer:
-    def __init__(
-        self, host: str, port: int, app: Callable[[Environ, StartResponse], Iterable[bytes]]
-    ) -> None:
+    def __init__(self, host: str, port: int, app: App, web: WebConfig | None = None) -> None:
+        web = web or WebConfig()
+        if web.users:
+            app = require_auth(app, BasicAuth(web.users))
         server_class = _IPv6Server if ":" in host else _Server
         self._httpd = make_server(
             host or "0.0.0.0",  # noqa: S104 - an exporter serves the network by default
@@ -106,6 +127,11 @@ class MetricsServer:
             server_class=server_class,
             handler_class=_QuietHandler,
         )
+        if web.tls is not None:
+            # The handshake runs in the request's own thread, not in the accept loop.
+            self._httpd.socket = web.tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.2},

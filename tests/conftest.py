@@ -16,6 +16,7 @@ from opta_exporter.daemon import Exporter
 from opta_exporter.health import ExporterHealth
 from opta_exporter.simulator import LmxSimulator
 from opta_exporter.state import LmxState
+from opta_exporter.webconfig import WebConfig
 
 WAIT = 10.0  # generous upper bound for any wait on a loopback event; never a sleep
 
@@ -71,6 +72,7 @@ def make_exporter() -> Iterator[Callable[..., Exporter]]:
         *,
         sleep: Callable[[float], None] | None = None,
         rng: Callable[[], float] = lambda: 1.0,
+        web: WebConfig | None = None,
         **overrides: Any,
     ) -> Exporter:
         config = dataclasses.replace(
@@ -83,7 +85,7 @@ def make_exporter() -> Iterator[Callable[..., Exporter]]:
             ),
             **overrides,
         )
-        exporter = Exporter(config, sleep=sleep, rng=rng)
+        exporter = Exporter(config, sleep=sleep, rng=rng, web=web)
         exporter.start()
         exporters.append(exporter)
         return exporter
