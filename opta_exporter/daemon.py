@@ -18,6 +18,7 @@ from urllib3.util.retry import Retry
 from opta_exporter.collector import LmxCollector
 from opta_exporter.config import Config
 from opta_exporter.health import ExporterHealth
+from opta_exporter.relay import RelayCollector, RelayReader
 from opta_exporter.server import MetricsServer, make_app
 from opta_exporter.snapshots import Snapshotter, snapshot_loop
 from opta_exporter.state import LmxState
@@ -82,6 +83,16 @@ class Exporter:
                 args=(self.snapshotter, config.snapshot_interval, self.stop_event, self._on_drift),
             ),
         ]
+
+        self.relay: RelayReader | None = None
+        if config.relay_interval > 0:
+            self.relay = RelayReader(config, _snapshot_session(), clock)
+            self.registry.register(RelayCollector(self.relay))
+            self._threads.append(
+                threading.Thread(
+                    target=self.relay.run, args=(self.stop_event,), name="relay", daemon=True
+                )
+            )
 
     def _on_drift(self, drift: int) -> None:
         """A snapshot corrected the model set while the stream looked healthy: LMX has

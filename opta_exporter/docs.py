@@ -11,6 +11,7 @@ from pathlib import Path
 
 from opta_exporter.collector import METRICS
 from opta_exporter.config import ADMIN_KEY_ENV, OPTIONS
+from opta_exporter.relay import RELAY_METRICS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -26,7 +27,7 @@ def config_table() -> str:
 
 def metric_table() -> str:
     rows = ["| name | type | labels | meaning |", "|---|---|---|---|"]
-    for spec in METRICS:
+    for spec in (*METRICS, *RELAY_METRICS):
         labels = ", ".join(f"`{label}`" for label in spec.labels) or "–"
         rows.append(f"| `{spec.name}` | {spec.kind} | {labels} | {spec.help} |")
     return "\n".join(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from opta_exporter import docs
 from opta_exporter.collector import METRICS
 from opta_exporter.config import OPTIONS
+from opta_exporter.relay import RELAY_METRICS
 
 
 def test_readme_tables_are_current() -> None:
@@ -15,4 +16,4 @@ def test_readme_tables_are_current() -> None:
 def test_tables_name_every_option_and_metric() -> None:
     text = docs.README.read_text(encoding="utf-8")
     assert all(f"`{opt.flag}`" in text and f"`{opt.env}`" in text for opt in OPTIONS)
-    assert all(f"| `{spec.name}` | {spec.kind} |" in text for spec in METRICS)
+    assert all(f"| `{spec.name}` | {spec.kind} |" in text for spec in (*METRICS, *RELAY_METRICS))
