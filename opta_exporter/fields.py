@@ -1,0 +1,66 @@
+"""Reading one field of an LMX event: tolerant of absence, strict about type and range.
+
+Every handler reads and checks all its fields through these before it changes state, so a
+bad field refuses the whole event (counted as `bad_field`) and half an event never lands.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from opta_exporter.events import EventError
+
+Data = dict[str, Any]
+
+
+def bad(key: str, why: str) -> EventError:
+    return EventError("bad_field", f"{key} {why}")
+
+
+def text(data: Data, key: str, *, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise bad(key, "is missing")
+        return None
+    if type(value) is not str or not value:
+        raise bad(key, "is not a non-empty string")
+    return value
+
+
+def model_id(data: Data) -> str:
+    model = text(data, "model_id", required=True)
+    assert model is not None
+    return model
+
+
+_HUGE = 1 << 1000  # JSON integers beyond a float's range: not a figure LMX could mean
+
+
+def finite(data: Data, key: str) -> float | None:
+    """A finite number, or None when absent: NaN and infinities would corrupt sums."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if type(value) is float:
+        if value - value == 0.0:  # false for NaN and both infinities
+            return value
+    elif type(value) is int:
+        if -_HUGE < value < _HUGE:
+            return float(value)
+    else:
+        raise bad(key, f"is {type(value).__name__}, not a number")
+    raise bad(key, f"is not finite: {str(value)[:40]}")
+
+
+def number(data: Data, key: str, high: float = math.inf) -> float | None:
+    """A finite number in [0, high]: negative durations and counts mean nothing."""
+    number = finite(data, key)
+    if number is not None and not 0.0 <= number <= high:
+        raise bad(key, f"is out of range: {number!r}")
+    return number
+
+
+def bump(table: dict[Any, float], key: Any, amount: float = 1.0) -> None:
+    table[key] = table.get(key, 0.0) + amount
