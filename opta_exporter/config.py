@@ -216,8 +216,10 @@ def _admin_key(key_file: str | None, env: Mapping[str, str]) -> str | None:
     if env.get(ADMIN_KEY_ENV, "").strip():
         return env[ADMIN_KEY_ENV].strip()
     creds = env.get("CREDENTIALS_DIRECTORY")
-    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-        return _read_key(str(Path(creds) / CREDENTIAL_NAME))
+    path = Path(creds) / CREDENTIAL_NAME if creds else None
+    if path is not None and path.is_file():
+        # The unit always loads the credential; an empty one is how "no key" is said.
+        return _read_key(str(path)) if path.stat().st_size else None
     return None
 
 

@@ -393,3 +393,9 @@ def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"opta-exporter {__version__}"
+
+
+def test_an_empty_systemd_credential_means_no_key(tmp_path: Path) -> None:
+    (tmp_path / "admin-key").write_text("")
+    config = config_from_values({}, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert config.admin_key is None
