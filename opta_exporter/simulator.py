@@ -12,25 +12,14 @@ import itertools
 import json
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 
 from opta_exporter.simulator_http import EventHub, LmxHttpServer, WireOptions
+from opta_exporter.simulator_metrics import RequestCounters
 
-BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-COUNTERS = (
-    "requests",
-    "errors",
-    "stream_requests",
-    "prompt_tokens",
-    "completion_tokens",
-    "speculative_accepted_tokens",
-    "speculative_rejected_tokens",
-    "speculative_ignored_tokens",
-)  # lmx_<name>_total, no labels
-MODEL_COUNTERS = ("requests", "errors", "tokens")  # lmx_model_<name>_total{model=...}
 BASE_MEMORY_GB = 2.0  # what LMX itself holds with no model loaded
 THRESHOLD_PERCENT = 90
 STOP_JOIN_SEC = 0.4
@@ -43,13 +32,6 @@ class _Model:
     fmt: str
     memory_gb: float
     loaded_at: float
-
-
-@dataclass
-class _ModelStats:
-    counts: Counter[str] = field(default_factory=Counter)
-    duration_sum: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
 
 
 class LmxSimulator:
@@ -85,8 +67,7 @@ class LmxSimulator:
         self._version, self._total_gb = version, memory_total_gb
         self._max_concurrent, self._emit_requests = max_concurrent_requests, emit_request_events
         self._models: dict[str, _Model] = {}
-        self._totals: Counter[str] = Counter()
-        self._per_model: dict[str, _ModelStats] = {}
+        self._requests = RequestCounters()
         self._in_flight = 0
         self._tokens_per_second: float | None = None
         self._started_at = time.time()
@@ -113,7 +94,7 @@ class LmxSimulator:
             server = LmxHttpServer((self._host, self._port), self, self._hub, self._options)
             self._server, self._port = server, int(server.server_address[1])
             if self._ever_started:
-                self._totals, self._per_model, self._in_flight = Counter(), {}, 0
+                self._requests, self._in_flight = RequestCounters(), 0
             self._ever_started, self._started_at = True, time.time()
             self._hub.shut = False  # a stop() refused late subscribers; this run takes them
         self._thread = threading.Thread(
@@ -255,19 +236,14 @@ class LmxSimulator:
         """Count a finished request. LMX itself emits no event for it, so by default neither
         does this; emit_request_events=True sends the documented `request_completed`."""
         with self._cond:
-            self._totals.update(
-                requests=1,
-                errors=int(error),
-                stream_requests=int(stream),
+            self._requests.record(
+                model_id,
+                latency_sec=latency_sec,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
+                error=error,
+                stream=stream,
             )
-            stats = self._per_model.setdefault(model_id, _ModelStats())
-            stats.counts.update(requests=1, errors=int(error), tokens=completion_tokens)
-            stats.duration_sum += latency_sec
-            stats.buckets = [
-                n + int(latency_sec <= b) for n, b in zip(stats.buckets, BUCKETS, strict=True)
-            ]
             if tokens_per_second is not None:
                 self._tokens_per_second = tokens_per_second
         if self._emit_requests:
@@ -390,30 +366,8 @@ class LmxSimulator:
             return doc
 
     def metrics_text(self) -> str:
-        """LMX's own exposition, defect included: label values are pasted in unescaped."""
+        """LMX's own exposition, defect included (see simulator_metrics)."""
         with self._cond:
-            lines = [
-                f"# TYPE lmx_{c}_total counter\nlmx_{c}_total {self._totals[c]}" for c in COUNTERS
-            ]
-            ratio = "lmx_speculative_acceptance_ratio"
-            lines.append(f"# TYPE {ratio} gauge\n{ratio} NaN")  # no speculative decoding yet
-            per_model = self._per_model.items()
-            for c in MODEL_COUNTERS if per_model else ():
-                lines.append(f"# TYPE lmx_model_{c}_total counter")
-                lines += [f'lmx_model_{c}_total{{model="{m}"}} {s.counts[c]}' for m, s in per_model]
-            h = "lmx_request_duration_seconds"
-            lines += [f"# TYPE {h} histogram"] if per_model else []
-            for m, s in per_model:
-                les = [f"{b:g}" for b in BUCKETS] + ["+Inf"]
-                counts = [*s.buckets, s.counts["requests"]]
-                lines += [
-                    f'{h}_bucket{{model="{m}",le="{le}"}} {n}'
-                    for le, n in zip(les, counts, strict=True)
-                ]
-                lines += [
-                    f'{h}_sum{{model="{m}"}} {s.duration_sum}',
-                    f'{h}_count{{model="{m}"}} {counts[-1]}',
-                ]
             gauges = {
                 "uptime_seconds": round(time.time() - self._started_at, 3),
                 "loaded_models": len(self._models),
@@ -423,8 +377,7 @@ class LmxSimulator:
                 "concurrent_limit": self._max_concurrent,
                 "queued_requests": max(self._in_flight - self._max_concurrent, 0),
             }
-            lines += [f"# TYPE lmx_{g} gauge\nlmx_{g} {v}" for g, v in gauges.items()]
-        return "\n".join(lines) + "\n"
+            return self._requests.exposition(gauges)
 
 
 if __name__ == "__main__":
