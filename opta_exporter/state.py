@@ -149,9 +149,11 @@ class LmxState:
         for model, memory_gb in snap.models.items():
             if self.model_seq.get(model, -1) > since_seq:
                 continue
-            if model not in self.loaded:
-                drift += 1
+            missing = model not in self.loaded
             self.add_model(model, self.loaded.get(model, "unknown"), memory_gb)
+            # A model the cap refuses stays missing: that is no lost event, and counting
+            # it would resubscribe at every snapshot.
+            drift += missing and model in self.loaded
         for model in settled:  # forget order marks nobody can race with any more
             if model not in self.loaded and self.model_seq.get(model, -1) <= since_seq:
                 del self.model_seq[model]

@@ -1368,3 +1368,13 @@ def test_arbitrary_input_never_breaks_the_invariants(sequence: list[Event | Resy
             assert len(table) <= 3
         assert len(state.window) <= 5
         assert all(math.isfinite(v) for v in counters(state).values())
+
+
+def test_a_model_the_cap_refuses_is_not_drift() -> None:
+    """Otherwise every snapshot would count it again and resubscribe forever."""
+    state = LmxState(max_models=2)
+    snap = Snapshot(models={"a": 1.0, "b": 1.0, "c": 1.0, "d" * 300: 1.0})
+    drifts = [state.reconcile(snap, NOW, state.seq) for _ in range(4)]
+    assert drifts == [0, 0, 0, 0]
+    assert len(state.loaded) == 2
+    assert state.series_dropped()["opta_lmx_model_loaded"] >= 2

@@ -1,0 +1,433 @@
+"""The "Opta LMX overview" dashboard: what LMX is doing.
+
+Request figures read LMX's own families that the exporter relays (`lmx_*`): a running LMX
+sends no per-request event. Rates and quantiles read the recorded series of
+prometheus/rules/opta-lmx.rules.yml.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dm
+
+from grafana.panels import (
+    CONNECTION_STATES,
+    MSEL,
+    NEEDS_REQUEST_EVENTS,
+    RATE,
+    READINESS,
+    RELAYED,
+    SEL,
+    TOKENS_PER_SECOND,
+    UP_DOWN,
+    Annotation,
+    Q,
+    bar_gauge_panel,
+    base_dashboard,
+    stat_panel,
+    state_timeline_panel,
+    table_panel,
+    timeseries_panel,
+)
+
+
+def overview() -> Dashboard:
+    d = base_dashboard(
+        "opta-lmx-overview",
+        "Opta LMX overview",
+        "Opta LMX: stream, memory, requests, throughput, models, downloads (opta-exporter).",
+        with_model=True,
+    )
+    for annotation in (
+        Annotation(
+            "Model loaded",
+            f"opta_lmx_model_loaded{{{SEL}}}"
+            f" unless opta_lmx_model_loaded{{{SEL}}} offset $__interval",
+            color="green",
+            title="Loaded {{model}} ({{format}})",
+            tags="model",
+        ),
+        Annotation(
+            "Model unloaded",
+            f"increase(opta_lmx_model_unloads_total{{{SEL}}}[{RATE}]) > 0",
+            color="orange",
+            title="Model unloaded: {{reason}}",
+            tags="reason",
+        ),
+        Annotation(
+            "Canary failed",
+            f'increase(opta_lmx_model_canaries_total{{{SEL}, outcome="failed"}}[{RATE}]) > 0',
+            color="red",
+            title="Model canary failed",
+        ),
+        Annotation(
+            "Config reloaded",
+            f"increase(opta_lmx_config_reloads_total{{{SEL}}}[{RATE}]) > 0",
+            color="blue",
+            title="LMX config reloaded",
+        ),
+        Annotation(
+            "Memory warning",
+            f"increase(opta_lmx_memory_warnings_total{{{SEL}}}[{RATE}]) > 0",
+            color="purple",
+            title="LMX memory warning",
+        ),
+    ):
+        d.annotation(annotation)
+
+    d.with_row(Row("LMX"))
+    d.with_panel(
+        stat_panel(
+            "Event stream",
+            "none",
+            Q(f"opta_lmx_up{{{SEL}}}", "{{instance}}"),
+            description="1 while the exporter holds an open, fresh LMX event stream.",
+            mappings=UP_DOWN,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Exporter connection",
+            "none",
+            Q(f"job_instance:opta_exporter_connection_state:code{{{SEL}}}", "{{instance}}"),
+            description="The exporter's stream consumer state.",
+            mappings=CONNECTION_STATES,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "LMX version",
+            "none",
+            Q(f"opta_lmx_info{{{SEL}}}", "{{version}}"),
+            description="LMX version from the last snapshot.",
+            text_mode=common.BigValueTextMode.NAME,
+            span=4,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "LMX uptime",
+            "s",
+            Q(f"time() - opta_lmx_start_time_seconds{{{SEL}}}", "{{instance}}"),
+            description="Since LMX started (its uptime at the last snapshot).",
+            span=4,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Loaded models",
+            "none",
+            Q(f"count by (job, instance) (opta_lmx_model_loaded{{{SEL}}})", "{{instance}}"),
+            description="Models LMX holds in memory.",
+            span=4,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Temperature",
+            "celsius",
+            Q(f"opta_lmx_temperature_celsius{{{SEL}}}", "{{instance}}"),
+            description="Only when LMX's status snapshots carry it.",
+            steps=((None, "green"), (80, "orange"), (95, "red")),
+            span=4,
+        )
+    )
+
+    d.with_row(Row("Memory"))
+    d.with_panel(
+        timeseries_panel(
+            "Unified memory",
+            "bytes",
+            Q(f"opta_lmx_memory_used_bytes{{{SEL}}}", "used {{instance}}"),
+            Q(f"opta_lmx_memory_available_bytes{{{SEL}}}", "available {{instance}}"),
+            Q(f"opta_lmx_memory_total_bytes{{{SEL}}}", "total {{instance}}"),
+            Q(
+                f"opta_lmx_memory_threshold_ratio{{{SEL}}} * opta_lmx_memory_total_bytes{{{SEL}}}",
+                "admission threshold {{instance}}",
+            ),
+            description="Memory in use and available; above the threshold LMX refuses loads.",
+            span=8,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Memory used vs threshold",
+            "percentunit",
+            Q(f"job_instance:opta_lmx_memory_used:ratio{{{SEL}}}", "used {{instance}}"),
+            Q(f"opta_lmx_memory_threshold_ratio{{{SEL}}}", "threshold {{instance}}"),
+            description="Share of unified memory in use against LMX's admission threshold.",
+            span=8,
+        ).max(1)
+    )
+    d.with_panel(
+        bar_gauge_panel(
+            "Memory per model",
+            "bytes",
+            Q(f"opta_lmx_model_memory_bytes{{{MSEL}}}", "{{model}}"),
+            description="Memory each loaded model holds.",
+            span=8,
+            ratio=False,
+        )
+    )
+    return _overview_rest(d)
+
+
+def _overview_rest(d: Dashboard) -> Dashboard:
+    d.with_row(Row("Requests"))
+    d.with_panel(
+        timeseries_panel(
+            "Requests in flight vs limit",
+            "short",
+            Q(f"opta_lmx_requests_in_flight{{{SEL}}}", "in flight {{instance}}"),
+            Q(f"opta_lmx_requests_max_concurrent{{{SEL}}}", "limit {{instance}}"),
+            Q(f"lmx_queued_requests{{{SEL}}}", "queued {{instance}}"),
+            description="Requests being served against LMX's concurrency limit; queued ones wait.",
+            span=8,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Request rate",
+            "reqps",
+            Q(f"job_instance:lmx_requests:rate5m{{{SEL}}}", "all {{instance}}"),
+            Q(f"job_instance:lmx_stream_requests:rate5m{{{SEL}}}", "streamed {{instance}}"),
+            Q(f"job_instance:lmx_errors:rate5m{{{SEL}}}", "errors {{instance}}"),
+            description="Requests per second over 5 minutes." + RELAYED,
+            span=8,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Error ratio",
+            "percentunit",
+            Q(f"job_instance:lmx_errors:ratio_rate5m{{{SEL}}}", "all {{instance}}"),
+            Q(f"job_instance_model:lmx_model_errors:ratio_rate5m{{{MSEL}}}", "{{model}}"),
+            description="Failed share of requests over 5 minutes, in total and per model."
+            + RELAYED,
+            span=8,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Requests by model",
+            "reqps",
+            Q(f"job_instance_model:lmx_model_requests:rate5m{{{MSEL}}}", "{{model}}"),
+            Q(f"job_instance_model:lmx_model_errors:rate5m{{{MSEL}}}", "errors {{model}}"),
+            description="Requests per second per model over 5 minutes." + RELAYED,
+            span=8,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Request latency",
+            "s",
+            Q(
+                f"job_instance:lmx_request_duration_seconds:quantile_rate5m{{{SEL}}}",
+                "p{{quantile}} all",
+            ),
+            Q(
+                f"job_instance_model:lmx_request_duration_seconds:quantile_rate5m{{{MSEL}}}",
+                "p{{quantile}} {{model}}",
+            ),
+            description="p50/p95/p99 of request duration from LMX's histogram, over 5 minutes."
+            + RELAYED,
+            span=8,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Time to first token",
+            "s",
+            Q(
+                "job_instance_model:opta_lmx_time_to_first_token_seconds:quantile_rate5m"
+                f"{{{MSEL}}}",
+                "p{{quantile}} {{model}}",
+            ),
+            description="p50/p95/p99 of time to first token, over 5 minutes."
+            + NEEDS_REQUEST_EVENTS,
+            span=8,
+        )
+    )
+
+    d.with_row(Row("Throughput"))
+    d.with_panel(
+        timeseries_panel(
+            "Tokens per second",
+            TOKENS_PER_SECOND,
+            Q(f"job_instance:lmx_completion_tokens:rate5m{{{SEL}}}", "completion (counter)"),
+            Q(f"job_instance:lmx_prompt_tokens:rate5m{{{SEL}}}", "prompt (counter)"),
+            Q(
+                f'opta_lmx_throughput_window_tokens_per_second{{{SEL}, stat=~"mean|p95|max"}}',
+                "window {{stat}}",
+            ),
+            Q(f"opta_lmx_throughput_tokens_per_second{{{SEL}}}", "latest sample"),
+            description="Token rates from LMX's counters (5 minutes) and LMX's own tokens/s"
+            " samples through the exporter's window, whose max keeps peaks between scrapes.",
+            span=12,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Completion tokens by model",
+            TOKENS_PER_SECOND,
+            Q(f"job_instance_model:lmx_model_tokens:rate5m{{{MSEL}}}", "{{model}}"),
+            description="Completion tokens per second per model over 5 minutes." + RELAYED,
+            span=6,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Peak tokens/s",
+            TOKENS_PER_SECOND,
+            Q(
+                "max by (job, instance) (max_over_time("
+                f'opta_lmx_throughput_window_tokens_per_second{{{SEL}, stat="max"}}[$__range]))',
+                "{{instance}}",
+            ),
+            description="The highest throughput sample the window saw in the time range.",
+            span=6,
+            height=8,
+        )
+    )
+    return _overview_models(d)
+
+
+def _overview_models(d: Dashboard) -> Dashboard:
+    d.with_row(Row("Models"))
+    merge = dm.DataTransformerConfig(id_val="merge", options={})
+    organize = dm.DataTransformerConfig(
+        id_val="organize",
+        options={
+            "excludeByName": {
+                "Time": True,
+                "__name__": True,
+                "Value #A": True,
+                "Value #C": True,
+                "job": True,
+            },
+            "indexByName": {"model": 0, "instance": 1, "format": 2, "state": 3},
+            "renameByName": {
+                "model": "Model",
+                "instance": "Instance",
+                "format": "Format",
+                "state": "Readiness",
+                "Value #B": "Memory",
+                "Value #D": "Crashes",
+            },
+        },
+    )
+    d.with_panel(
+        table_panel(
+            "Loaded models",
+            "none",
+            Q(f"opta_lmx_model_loaded{{{MSEL}}}"),
+            Q(f"opta_lmx_model_memory_bytes{{{MSEL}}}"),
+            Q(f"opta_lmx_model_readiness{{{MSEL}}} == 1"),
+            Q(f"opta_lmx_model_crashes{{{MSEL}}}"),
+            description="Every loaded model with its format, memory, readiness and crash count.",
+            transformations=[merge, organize],
+            overrides={"Memory": [dm.DynamicConfigValue(id_val="unit", value="bytes")]},
+        )
+    )
+    d.with_panel(
+        state_timeline_panel(
+            "Model timeline",
+            Q(f"job_instance_model:opta_lmx_model_readiness:code{{{MSEL}}}", "{{model}}"),
+            mappings=READINESS,
+            description="Readiness of each model over time; a gap means not loaded. The"
+            " dashboard's annotations mark loads, unloads and canary failures.",
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Model events",
+            "short",
+            Q(
+                f"sum by (job, instance) (increase(opta_lmx_model_loads_total{{{MSEL}}}[{RATE}]))",
+                "loads",
+            ),
+            Q(
+                "sum by (job, instance, reason) "
+                f"(increase(opta_lmx_model_unloads_total{{{SEL}}}[{RATE}]))",
+                "unload {{reason}}",
+            ),
+            Q(
+                "sum by (job, instance, outcome) "
+                f"(increase(opta_lmx_model_canaries_total{{{SEL}}}[{RATE}]))",
+                "canary {{outcome}}",
+            ),
+            Q(
+                "sum by (job, instance, backend, outcome) "
+                f"(increase(opta_lmx_model_compatibility_checks_total{{{SEL}}}[{RATE}]))",
+                "compatibility {{backend}} {{outcome}}",
+            ),
+            description="Loads, unloads by reason, canary runs and compatibility checks.",
+            bars=True,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Load, canary and download time (p95)",
+            "s",
+            Q(
+                "histogram_quantile(0.95, sum by (job, instance, format, le) (increase("
+                f"opta_lmx_model_load_duration_seconds_bucket{{{SEL}}}[$__range])))",
+                "load {{format}}",
+            ),
+            Q(
+                "histogram_quantile(0.95, sum by (job, instance, outcome, le) (increase("
+                f"opta_lmx_model_canary_duration_seconds_bucket{{{SEL}}}[$__range])))",
+                "canary {{outcome}}",
+            ),
+            Q(
+                "histogram_quantile(0.95, sum by (job, instance, le) (increase("
+                f"opta_lmx_download_duration_seconds_bucket{{{SEL}}}[$__range])))",
+                "download",
+            ),
+            description="95th percentile over the time range; empty where nothing happened.",
+            text_mode=common.BigValueTextMode.VALUE_AND_NAME,
+            span=12,
+            height=8,
+        )
+    )
+
+    d.with_row(Row("Downloads and quantization"))
+    d.with_panel(
+        bar_gauge_panel(
+            "Downloads in progress",
+            "percentunit",
+            Q(f"opta_lmx_download_progress_ratio{{{SEL}}}", "{{repo}}"),
+            description="Running downloads (download_progress events).",
+            span=8,
+        )
+    )
+    d.with_panel(
+        bar_gauge_panel(
+            "Quantize jobs in progress",
+            "percentunit",
+            Q(f"opta_lmx_quantize_progress_ratio{{{SEL}}}", "{{model}}"),
+            description="Running quantize jobs (quantize_progress events).",
+            span=8,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Finished downloads and quantize jobs",
+            "short",
+            Q(
+                "sum by (job, instance, outcome) "
+                f"(increase(opta_lmx_downloads_total{{{SEL}}}[{RATE}]))",
+                "download {{outcome}}",
+            ),
+            Q(
+                "sum by (job, instance, outcome) "
+                f"(increase(opta_lmx_quantize_jobs_total{{{SEL}}}[{RATE}]))",
+                "quantize {{outcome}}",
+            ),
+            description="Downloads and quantize jobs that ended, by outcome.",
+            span=8,
+            bars=True,
+        )
+    )
+    return d

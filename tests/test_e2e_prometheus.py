@@ -1,0 +1,697 @@
+"""End to end: the LMX simulator -> the exporter -> a real Prometheus with the repo's rules.
+
+Proves what no unit test can: Prometheus scrapes every metric family with the values a
+scripted LMX scenario implies, every dashboard query and recording rule parses and returns
+data, and the stream-down alert fires when LMX goes away and clears when it returns.
+
+Skipped only when the `prometheus` binary is absent outside CI (CI=true makes it a
+failure). Everything listens on 127.0.0.1; Prometheus is always terminated and its data
+directory removed. Waits on Prometheus are bounded polls of its HTTP API.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from grafana.dashboards import DASHBOARDS, OUT_DIR
+from grafana.queries import DashboardQuery, dashboard_queries, substitute
+from opta_exporter.collector import METRICS
+from opta_exporter.config import Config
+from opta_exporter.daemon import Exporter
+from opta_exporter.health import ExporterHealth
+from opta_exporter.relay import RELAY_METRICS
+from opta_exporter.simulator import LmxSimulator
+from opta_exporter.state import LmxState
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = ROOT / "prometheus" / "prometheus.yml"
+JOB = "opta-lmx"
+DEADLINE = 20.0  # upper bound for anything Prometheus has to scrape or evaluate
+POLL = 0.2
+ALERT_FOR = "2s"  # test copy of the alert rules: same expressions, shorter `for`
+GIB = 1024.0**3
+
+MAIN = "mlx-community/Qwen3-8B-4bit"
+ODD = '/models/we"ird\\x ✨.gguf'  # quote, backslash, emoji: LMX's own text breaks on it
+ROTATING = "mlx-community/Llama-3.2-3B-Instruct-4bit"
+BROKEN = "mlx-community/broken\nmodel-4bit"  # a newline in the id; ends quarantined
+CANARY_FAIL = "mlx-community/gemma-3-12b-it-4bit"  # fails its canary, LMX unloads it
+TOO_LONG = "m" * 300  # over the 256-character cap: refused and counted
+REPO_DONE, REPO_FAILED = "mlx-community/Phi-4-mini-4bit", "bartowski/Mistral-Small-24B-GGUF"
+REPO_RUNNING, QUANT_RUNNING = "Qwen/Qwen3-32B", "mlx-community/Qwen3-32B"
+MEMORY_GB = {MAIN: 4.6, ODD: 7.9, BROKEN: 3.0}
+BASE_GB = 2.0  # what the simulated LMX holds with no model
+THROUGHPUT = (41.5, 38.0, 250.0, 44.25, 12.5, 47.0)  # one peak between scrapes
+
+
+@dataclass(frozen=True)
+class Request:
+    model: str
+    latency: float
+    prompt: int
+    completion: int
+    error: bool = False
+    stream: bool = False
+
+
+PHASE_A = (
+    Request(MAIN, 0.4, 100, 50, stream=True),
+    Request(MAIN, 1.2, 200, 80),
+    Request(MAIN, 7.0, 50, 0, error=True),
+    Request(ODD, 0.8, 120, 60, stream=True),
+    Request(ODD, 3.0, 300, 150),
+)
+PHASE_B = (
+    Request(MAIN, 0.6, 80, 40, stream=True),
+    Request(MAIN, 0.3, 60, 30),
+    Request(MAIN, 12.0, 90, 0, error=True),
+    Request(ODD, 2.2, 150, 90, stream=True),
+    Request(ODD, 9.5, 40, 0, error=True),
+)
+REQUESTS = PHASE_A + PHASE_B
+
+
+# -- Prometheus ------------------------------------------------------------------------
+class PromQLError(Exception):
+    pass
+
+
+Sample = tuple[dict[str, str], float]
+
+
+class PrometheusApi:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get(self, path: str, **params: str) -> Any:
+        resp = requests.get(self.url + path, params=params, timeout=10)
+        body = resp.json()
+        if body.get("status") != "success":
+            raise PromQLError(f"{body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[Sample]:
+        data = self.get("/api/v1/query", query=expr)
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        return [(item["metric"], float(item["value"][1])) for item in data["result"]]
+
+    def by(self, expr: str, label: str) -> dict[str, float]:
+        return {labels[label]: value for labels, value in self.query(expr)}
+
+    def scalar(self, expr: str) -> float:
+        result = self.query(expr)
+        assert len(result) == 1, f"{expr}: {result}"
+        return result[0][1]
+
+    def alerts(self) -> dict[str, set[str]]:
+        """alertname -> states (pending, firing) of its active alerts."""
+        found: dict[str, set[str]] = {}
+        for alert in self.get("/api/v1/alerts")["alerts"]:
+            found.setdefault(alert["labels"]["alertname"], set()).add(alert["state"])
+        return found
+
+
+def wait_until(
+    what: str | Callable[[], str], check: Callable[[], bool], timeout: float = DEADLINE
+) -> None:
+    """Poll an external process until `check()` holds; fail with `what` at the deadline
+    (a callable `what` is asked then, so it can say what was still missing)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            said = what() if callable(what) else what
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {said}")
+        time.sleep(POLL)
+
+
+def holds(api: PrometheusApi, expr: str, expected: float) -> Callable[[], bool]:
+    def check() -> bool:
+        result = api.query(expr)
+        return len(result) == 1 and result[0][1] == expected
+
+    return check
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"`{name}` is missing in CI: .ci/run installs Debian's `prometheus`")
+        pytest.skip(f"`{name}` is not installed (Debian package `prometheus`); CI runs this")
+    return path
+
+
+def write_config(tmp: Path, exporter_port: int) -> Path:
+    """The example prometheus.yml, with 1 s intervals, this exporter as the target, and
+    the alert rules copied with every `for` shortened (expressions untouched)."""
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    rule_files = []
+    for name in config["rule_files"]:
+        source = EXAMPLE_CONFIG.parent / name
+        doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule and "for" in rule:
+                    rule["for"] = ALERT_FOR
+        copy = tmp / source.name
+        copy.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        rule_files.append(str(copy))
+    config["rule_files"] = rule_files
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{exporter_port}"]}]
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def prometheus(tmp: Path, exporter_port: int) -> Iterator[PrometheusApi]:
+    port, log = free_port(), tmp / "prometheus.log"
+    args = [
+        binary("prometheus"),
+        f"--config.file={write_config(tmp, exporter_port)}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    api = PrometheusApi(f"http://127.0.0.1:{port}")
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"prometheus exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            return requests.get(api.url + "/-/ready", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_until("prometheus to get ready", ready)
+        yield api
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- the scenario ----------------------------------------------------------------------
+def events_in(state: LmxState) -> float:
+    return sum(count for event, count in state.events.items() if event != "heartbeat")
+
+
+def drain(sim: LmxSimulator, exporter: Exporter) -> None:
+    """Publish in small steps, each taken in before the next: LMX drops a subscriber
+    whose 100-event queue overflows, and this scenario is not about that."""
+    published = sim.events_published
+    assert exporter.store.wait_for(lambda s, h: events_in(s) >= published, DEADLINE)
+    assert sim.zombie_count() == 0
+
+
+def is_open(state: LmxState, health: ExporterHealth) -> bool:
+    return health.connection_state == "open" and state.synced
+
+
+def fail_canary(sim: LmxSimulator, model: str, *, crashes: int) -> None:
+    """A load whose canary fails; LMX then quarantines the model."""
+    sim.load_model(model, memory_gb=MEMORY_GB.get(model, 6.0), emit=False)
+    states = ("unknown", "admitted", "loading", "canary_pending")
+    for previous, state in itertools.pairwise(states):
+        sim.publish(
+            "model_readiness_changed",
+            {"model_id": model, "previous_state": previous, "state": state, "crash_count": 0},
+        )
+    memory = MEMORY_GB.get(model, 6.0)
+    sim.publish(
+        "model_loaded",
+        {"model_id": model, "format": "mlx", "memory_gb": memory, "duration_sec": 2.0},
+    )
+    sim.publish("model_canary_started", {"model_id": model, "backend": "mlx-lm"})
+    sim.publish(
+        "model_canary_failed",
+        {"model_id": model, "backend": "mlx-lm", "duration_sec": 1.2, "error": "boom"},
+    )
+    sim.publish(
+        "model_readiness_changed",
+        {
+            "model_id": model,
+            "previous_state": "canary_pending",
+            "state": "quarantined",
+            "reason": "canary failed",
+            "crash_count": crashes,
+        },
+    )
+
+
+def send_requests(sim: LmxSimulator, batch: tuple[Request, ...]) -> None:
+    for r in batch:
+        sim.record_request(
+            r.model,
+            latency_sec=r.latency,
+            prompt_tokens=r.prompt,
+            completion_tokens=r.completion,
+            error=r.error,
+            stream=r.stream,
+            ttft_sec=round(r.latency / 4, 3),
+        )
+
+
+def phase_a(sim: LmxSimulator, exporter: Exporter) -> None:
+    sim.load_model(MAIN, fmt="mlx", memory_gb=MEMORY_GB[MAIN], duration_sec=3.2)
+    sim.load_model(ODD, fmt="gguf", memory_gb=MEMORY_GB[ODD], duration_sec=5.4)
+    sim.load_model(ROTATING, memory_gb=2.1, duration_sec=1.8)
+    drain(sim, exporter)
+    fail_canary(sim, BROKEN, crashes=2)
+    fail_canary(sim, CANARY_FAIL, crashes=1)
+    sim.unload_model(CANARY_FAIL, reason="canary_failed")
+    sim.unload_model(ROTATING, reason="manual")
+    drain(sim, exporter)
+    for repo, percent in ((REPO_DONE, 10), (REPO_DONE, 60), (REPO_FAILED, 20), (REPO_RUNNING, 40)):
+        sim.publish("download_progress", {"repo_id": repo, "progress_percent": percent})
+    sim.publish("download_completed", {"repo_id": REPO_DONE, "duration_sec": 42.0})
+    sim.publish("download_failed", {"repo_id": REPO_FAILED, "error": "HTTP 404"})
+    for model, status, percent in (
+        (MAIN, "quantizing", 30),
+        (MAIN, "completed", 100),
+        (ODD, "failed: out of memory", 70),
+        (QUANT_RUNNING, "quantizing", 55),
+    ):
+        sim.publish("quantize_progress", {"model_id": model, "status": status, "percent": percent})
+    sim.publish("config_reloaded", {"routing_aliases": 2, "memory_threshold": 90})
+    sim.publish("memory_warning", {"used_gb": 400.0, "total_gb": 512.0, "threshold_percent": 90})
+    sim.publish_raw(b"event: model_loaded\ndata: {not json\n\n")
+    sim.publish("model_loaded", {"model_id": TOO_LONG, "format": "mlx", "memory_gb": 1.0})
+    drain(sim, exporter)
+    send_requests(sim, PHASE_A)
+    drain(sim, exporter)
+    sim.set_in_flight(3)
+    resyncs = exporter.store.view().health.resyncs["success"]
+    sim.close_streams()  # LMX ends the stream: the exporter reconnects and resyncs
+    assert exporter.store.wait_for(
+        lambda s, h: h.resyncs["success"] > resyncs and h.connection_state == "open", DEADLINE
+    ), "no reconnect after LMX closed the stream"
+    for tps in THROUGHPUT:
+        sim.publish_envelope(
+            "throughput", {"timestamp": time.time() * 1000, "tokensPerSecond": tps}
+        )
+    sim.publish_envelope("status", sim.status_envelope() | {"temperature_celsius": 61.5})
+    drain(sim, exporter)
+
+
+def scraped(api: PrometheusApi, phase: str, requests_done: int) -> None:
+    """Both request counts in Prometheus: from the events, and relayed from LMX's own
+    /admin/metrics (read every relay interval, then scraped)."""
+    for expr in ("sum(opta_lmx_requests_total)", "lmx_requests_total"):
+        wait_until(f"{phase}: {expr} == {requests_done}", holds(api, expr, requests_done))
+
+
+@dataclass
+class Stack:
+    sim: LmxSimulator
+    exporter: Exporter
+    api: PrometheusApi
+    started: float
+
+    @property
+    def instance(self) -> str:
+        return f"127.0.0.1:{self.exporter.server.port}"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    binary("prometheus")
+    started = time.time()
+    sim = LmxSimulator(heartbeat_interval=1.0, emit_request_events=True)
+    with tempfile.TemporaryDirectory(prefix="opta-e2e-") as tmp, sim:
+        config = Config(
+            lmx_url=sim.url,
+            listen_host="127.0.0.1",
+            listen_port=0,
+            heartbeat_interval=1.0,
+            stale_timeout=3.0,
+            snapshot_interval=300.0,
+            relay_interval=1.0,
+            backoff_base=0.05,
+            backoff_cap=0.2,
+        )
+        exporter = Exporter(config, rng=lambda: 1.0)
+        exporter.start()
+        try:
+            assert exporter.store.wait_for(is_open, DEADLINE), "the exporter never connected"
+            with prometheus(Path(tmp), exporter.server.port) as api:
+                wait_until("the exporter target to be up", holds(api, f'up{{job="{JOB}"}}', 1))
+                wait_until("opta_lmx_up to be scraped", holds(api, "opta_lmx_up", 1))
+                phase_a(sim, exporter)
+                scraped(api, "phase A", len(PHASE_A))
+                send_requests(sim, PHASE_B)  # counters move between scrapes: rates > 0
+                drain(sim, exporter)
+                scraped(api, "phase B", len(REQUESTS))
+                yield Stack(sim, exporter, api, started)
+        finally:
+            exporter.stop()
+
+
+# -- what Prometheus must see ----------------------------------------------------------
+def family_selector(name: str, kind: str) -> str:
+    sample = name + "_bucket" if kind == "histogram" else name
+    return f'count({{__name__="{sample}", job="{JOB}"}})'
+
+
+def test_every_metric_family_is_scraped(stack: Stack) -> None:
+    missing: list[str] = []
+
+    def check() -> bool:
+        missing[:] = [
+            spec.name
+            for spec in (*METRICS, *RELAY_METRICS)
+            if not stack.api.query(family_selector(spec.name, spec.kind))
+        ]
+        return not missing
+
+    wait_until(lambda: f"every family in METRICS (missing: {missing})", check)
+
+
+def test_lmx_state_values(stack: Stack) -> None:
+    api = stack.api
+    assert api.scalar("opta_lmx_up") == 1
+    assert api.by("opta_lmx_info", "version") == {"0.1.0": 1}
+    assert stack.started - 5 <= api.scalar("opta_lmx_start_time_seconds") <= time.time()
+    used = BASE_GB + sum(MEMORY_GB.values())
+    assert api.scalar("opta_lmx_memory_total_bytes") == 512 * GIB
+    assert api.scalar("opta_lmx_memory_used_bytes") == pytest.approx(used * GIB)
+    assert api.scalar("opta_lmx_memory_available_bytes") == pytest.approx((512 - used) * GIB)
+    assert api.scalar("opta_lmx_memory_threshold_ratio") == 0.9
+    assert api.scalar("opta_lmx_requests_in_flight") == 3
+    assert api.scalar("opta_lmx_requests_max_concurrent") == 4
+    assert api.scalar("opta_lmx_temperature_celsius") == 61.5
+    loaded = {
+        (labels["model"], labels["format"]) for labels, _ in api.query("opta_lmx_model_loaded")
+    }
+    assert loaded == {(MAIN, "mlx"), (ODD, "gguf"), (BROKEN, "mlx")}
+    memory = api.by("opta_lmx_model_memory_bytes", "model")
+    assert memory == pytest.approx({model: gb * GIB for model, gb in MEMORY_GB.items()})
+    readiness = api.by("opta_lmx_model_readiness == 1", "model")
+    assert set(readiness) == set(MEMORY_GB)
+    states = {
+        labels["model"]: labels["state"] for labels, _ in api.query("opta_lmx_model_readiness == 1")
+    }
+    assert states == {MAIN: "routable", ODD: "routable", BROKEN: "quarantined"}
+    assert api.by("opta_lmx_model_crashes", "model") == {MAIN: 0, ODD: 0, BROKEN: 2}
+    assert api.by("opta_lmx_download_progress_ratio", "repo") == {REPO_RUNNING: 0.4}
+    assert api.by("opta_lmx_quantize_progress_ratio", "model") == {QUANT_RUNNING: 0.55}
+
+
+def test_lmx_event_counts(stack: Stack) -> None:
+    api = stack.api
+    loads = {
+        (labels["model"], labels["format"]): v
+        for labels, v in api.query("opta_lmx_model_loads_total")
+    }
+    assert loads == {
+        (MAIN, "mlx"): 1,
+        (ODD, "gguf"): 1,
+        (ROTATING, "mlx"): 1,
+        (BROKEN, "mlx"): 1,
+        (CANARY_FAIL, "mlx"): 1,
+    }
+    assert api.by("opta_lmx_model_load_duration_seconds_count", "format") == {"mlx": 4, "gguf": 1}
+    unloads = api.by("opta_lmx_model_unloads_total", "reason")
+    assert unloads == {"manual": 1, "canary_failed": 1, "ttl": 0, "lru": 0, "other": 0}
+    assert api.by("opta_lmx_model_canaries_total", "outcome") == {"passed": 3, "failed": 2}
+    assert api.scalar("sum(opta_lmx_model_compatibility_checks_total)") == 3
+    downloads = api.by("opta_lmx_downloads_total", "outcome")
+    assert downloads == {"completed": 1, "failed": 1, "cancelled": 0}
+    assert api.scalar("opta_lmx_download_duration_seconds_sum") == 42.0
+    quantize = api.by("opta_lmx_quantize_jobs_total", "outcome")
+    assert quantize == {"completed": 1, "failed": 1, "cancelled": 0}
+    assert api.scalar("opta_lmx_config_reloads_total") == 1
+    assert api.scalar("opta_lmx_memory_warnings_total") == 1
+    events = api.by("opta_lmx_events_total", "event")
+    assert events["request_completed"] == len(REQUESTS)
+    assert events["throughput"] == len(THROUGHPUT)
+    assert events["status"] == 1
+
+
+def test_request_event_values(stack: Stack) -> None:
+    api = stack.api
+    outcomes = Counter((r.model, "error" if r.error else "success") for r in REQUESTS)
+    got = {
+        (labels["model"], labels["outcome"]): v
+        for labels, v in api.query("opta_lmx_requests_total")
+    }
+    assert got == outcomes
+    per_model = Counter(r.model for r in REQUESTS)
+    assert api.by("opta_lmx_request_duration_seconds_count", "model") == per_model
+    assert api.by("opta_lmx_time_to_first_token_seconds_count", "model") == per_model
+    latency = api.by("opta_lmx_request_duration_seconds_sum", "model")
+    assert latency == pytest.approx(
+        {m: sum(r.latency for r in REQUESTS if r.model == m) for m in per_model}
+    )
+    prompt = api.by("opta_lmx_prompt_tokens_total", "model")
+    assert prompt == {m: sum(r.prompt for r in REQUESTS if r.model == m) for m in per_model}
+    completion = api.by("opta_lmx_completion_tokens_total", "model")
+    assert completion == {m: sum(r.completion for r in REQUESTS if r.model == m) for m in per_model}
+
+
+def test_throughput_window_keeps_the_peak(stack: Stack) -> None:
+    api = stack.api
+    stats = api.by("opta_lmx_throughput_window_tokens_per_second", "stat")
+    assert stats["max"] == max(THROUGHPUT)
+    assert stats["min"] == min(THROUGHPUT)
+    assert stats["mean"] == pytest.approx(sum(THROUGHPUT) / len(THROUGHPUT))
+    assert api.scalar("opta_lmx_throughput_window_samples") == len(THROUGHPUT)
+    assert api.scalar("opta_lmx_throughput_tokens_per_second") == THROUGHPUT[-1]
+
+
+def test_exporter_health_values(stack: Stack) -> None:
+    api = stack.api
+    states = api.by("opta_exporter_connection_state", "state")
+    assert states == {"connecting": 0, "open": 1, "backoff": 0, "auth_failed": 0, "stopped": 0}
+    reconnects = api.by("opta_exporter_reconnects_total", "reason")
+    assert reconnects["eof"] == 1
+    assert sum(reconnects.values()) == 1
+    assert api.scalar("opta_exporter_backoff_seconds") == 0
+    assert api.by("opta_exporter_event_errors_total", "reason")["malformed_json"] == 1
+    assert api.by("opta_exporter_resyncs_total", "outcome")["success"] >= 2
+    assert api.scalar("opta_exporter_state_drift_total") == 0
+    dropped = api.by("opta_exporter_series_dropped_total", "metric")
+    assert dropped["opta_lmx_model_loaded"] == 1
+    assert time.time() - api.scalar("opta_exporter_last_event_timestamp_seconds") < 30
+    (build,) = api.query("opta_exporter_build_info")
+    assert build[0]["version"]
+
+
+def test_relayed_lmx_families(stack: Stack) -> None:
+    """LMX's own /admin/metrics, relayed under LMX's names; the awkward model id (which
+    breaks LMX's own text) must arrive intact."""
+    api = stack.api
+    wait_until("lmx_requests_total to be relayed", holds(api, "lmx_requests_total", len(REQUESTS)))
+    assert api.scalar("lmx_errors_total") == sum(r.error for r in REQUESTS)
+    assert api.scalar("lmx_stream_requests_total") == sum(r.stream for r in REQUESTS)
+    assert api.scalar("lmx_prompt_tokens_total") == sum(r.prompt for r in REQUESTS)
+    assert api.scalar("lmx_completion_tokens_total") == sum(r.completion for r in REQUESTS)
+    per_model = Counter(r.model for r in REQUESTS)
+    assert api.by("lmx_model_requests_total", "model") == per_model
+    errors = Counter(r.model for r in REQUESTS if r.error)
+    assert api.by("lmx_model_errors_total", "model") == errors
+    assert api.by('lmx_request_duration_seconds_bucket{le="+Inf"}', "model") == per_model
+    assert api.query("lmx_queued_requests")
+    assert api.by("opta_exporter_relay_reads_total", "outcome")["failure"] == 0
+    assert api.scalar("opta_exporter_relay_samples_repaired_total") > 0  # the odd id
+    assert api.by("opta_exporter_relay_samples_dropped_total", "reason") == {
+        "unparseable": 0,
+        "cap": 0,
+    }
+
+
+# -- every query the dashboards and rules run ------------------------------------------
+def _dashboard_queries() -> list[DashboardQuery]:
+    return [
+        query
+        for name in sorted(DASHBOARDS)
+        for query in dashboard_queries(json.loads((OUT_DIR / name).read_text(encoding="utf-8")))
+    ]
+
+
+def _rules(kind: str) -> list[dict[str, Any]]:
+    found = []
+    for name in yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))["rule_files"]:
+        doc = yaml.safe_load((EXAMPLE_CONFIG.parent / name).read_text(encoding="utf-8"))
+        found += [rule for group in doc["groups"] for rule in group["rules"] if kind in rule]
+    return found
+
+
+DASHBOARD_QUERIES = _dashboard_queries()
+RECORDING_RULES = _rules("record")
+ALERT_RULES = _rules("alert")
+
+
+def grafana_values(stack: Stack, model: str) -> dict[str, str]:
+    """What Grafana would put in: one job, this instance, a model regex, and intervals."""
+    return {
+        "job": JOB,
+        "instance": stack.instance,
+        "model": model,
+        "__rate_interval": "1m",
+        "__interval": "1m",
+        "__range": "1h",
+    }
+
+
+def uses_model(expr: str) -> bool:
+    return "$model" in expr or "${model" in expr
+
+
+def dashboard_checks(stack: Stack, query: DashboardQuery) -> dict[str, str]:
+    """The query as Grafana sends it with every model selected, and with one model."""
+    checks = {"all models": substitute(query.expr, grafana_values(stack, ".*"))}
+    if uses_model(query.expr):
+        checks["one model"] = substitute(query.expr, grafana_values(stack, MAIN))
+    return checks
+
+
+def rule_checks(rule: dict[str, Any]) -> dict[str, str]:
+    """The rule's expression itself, and the series Prometheus recorded from it."""
+    matchers = [f'job="{JOB}"'] + [f'{k}="{v}"' for k, v in rule.get("labels", {}).items()]
+    return {"expression": rule["expr"], "recorded": f"{rule['record']}{{{', '.join(matchers)}}}"}
+
+
+Key = tuple[str, int, str]  # (dashboard | rule, index, check)
+
+
+@pytest.fixture(scope="module")
+def query_results(stack: Stack) -> dict[Key, str]:
+    """Every dashboard and recording-rule expression, polled together until each returns
+    data or the deadline passes: "ok", or why not."""
+    exprs: dict[Key, str] = {}
+    for index, query in enumerate(DASHBOARD_QUERIES):
+        for check, expr in dashboard_checks(stack, query).items():
+            exprs["dashboard", index, check] = expr
+    for index, rule in enumerate(RECORDING_RULES):
+        for check, expr in rule_checks(rule).items():
+            exprs["rule", index, check] = expr
+    results: dict[Key, str] = {}
+
+    def all_ok() -> bool:
+        for key, expr in exprs.items():
+            if results.get(key) != "ok":
+                try:
+                    results[key] = "ok" if stack.api.query(expr) else f"empty: {expr}"
+                except PromQLError as exc:
+                    results[key] = f"{exc}: {expr}"
+        return all(result == "ok" for result in results.values())
+
+    deadline = time.monotonic() + DEADLINE
+    while not all_ok() and time.monotonic() < deadline:
+        time.sleep(POLL)
+    return results
+
+
+@pytest.mark.parametrize(
+    "index", range(len(DASHBOARD_QUERIES)), ids=[q.where for q in DASHBOARD_QUERIES]
+)
+def test_dashboard_query_returns_data(index: int, query_results: dict[Key, str]) -> None:
+    query = DASHBOARD_QUERIES[index]
+    checks = ["all models", "one model"] if uses_model(query.expr) else ["all models"]
+    assert {c: query_results["dashboard", index, c] for c in checks} == dict.fromkeys(checks, "ok")
+
+
+@pytest.mark.parametrize(
+    "index", range(len(RECORDING_RULES)), ids=[str(r["record"]) for r in RECORDING_RULES]
+)
+def test_recording_rule_returns_data(index: int, query_results: dict[Key, str]) -> None:
+    checks = ["expression", "recorded"]
+    assert {c: query_results["rule", index, c] for c in checks} == dict.fromkeys(checks, "ok")
+
+
+@pytest.mark.parametrize("rule", ALERT_RULES, ids=lambda r: str(r["alert"]))
+def test_alert_expression_parses(rule: dict[str, Any], stack: Stack) -> None:
+    stack.api.query(rule["expr"])  # raises PromQLError on a parse error
+
+
+def test_promtool_check_metrics_on_a_live_scrape(stack: Stack) -> None:
+    resp = requests.get(stack.exporter.url + "/metrics", timeout=10)
+    resp.raise_for_status()
+    result = subprocess.run(
+        [binary("promtool"), "check", "metrics"],
+        input=resp.text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- alerts (these run last: the stream-down test stops and restarts the simulator) ----
+def test_scenario_alerts_fire(stack: Stack) -> None:
+    api = stack.api
+
+    def firing() -> bool:
+        alerts = api.alerts()
+        return all(
+            "firing" in alerts.get(name, set())
+            for name in ("OptaLmxModelQuarantined", "OptaLmxCanaryFailures")
+        )
+
+    wait_until("the quarantine and canary alerts to fire", firing)
+    quiet = {
+        "OptaExporterDown",
+        "OptaExporterAbsent",
+        "OptaLmxStreamDown",
+        "OptaLmxAuthFailing",
+        "OptaLmxMemoryAboveThreshold",
+        "OptaLmxEventsDropped",
+        "OptaExporterRelayFailing",
+    }
+    assert set(api.alerts()).isdisjoint(quiet)
+
+
+def test_stream_down_alert_fires_and_clears(stack: Stack) -> None:
+    api, seen = stack.api, set[str]()
+
+    def stream_down(state: str) -> Callable[[], bool]:
+        def check() -> bool:
+            states = api.alerts().get("OptaLmxStreamDown", set())
+            seen.update(states)
+            return state in states
+
+        return check
+
+    stack.sim.stop()
+    try:
+        wait_until("opta_lmx_up to drop to 0", holds(api, "opta_lmx_up", 0))
+        wait_until("OptaLmxStreamDown to fire", stream_down("firing"))
+    finally:
+        stack.sim.start()  # same port, like a restarted LMX
+    assert seen <= {"pending", "firing"}
+    wait_until("opta_lmx_up to return to 1", holds(api, "opta_lmx_up", 1))
+    wait_until("OptaLmxStreamDown to clear", lambda: "OptaLmxStreamDown" not in api.alerts())
