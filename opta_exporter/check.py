@@ -32,6 +32,7 @@ def _events(config: Config, session: requests.Session) -> str:
         stream=True,
         headers=_headers(config, "text/event-stream"),
         timeout=(config.connect_timeout, 5.0),
+        allow_redirects=False,
     ) as resp:
         media = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if resp.status_code in (401, 403):
@@ -46,6 +47,7 @@ def _metrics(config: Config, session: requests.Session) -> str:
         config.lmx_url + "/admin/metrics",
         headers=_headers(config, "text/plain"),
         timeout=(config.connect_timeout, 10.0),
+        allow_redirects=False,
     )
     if resp.status_code != 200:
         raise SnapshotError(f"/admin/metrics: HTTP {resp.status_code}")

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from opta_exporter.events import EventError
+from opta_exporter.labels import usable_text
 
 Data = dict[str, Any]
 
@@ -24,9 +25,9 @@ def text(data: Data, key: str, *, required: bool = False) -> str | None:
         if required:
             raise bad(key, "is missing")
         return None
-    if type(value) is not str or not value:
-        raise bad(key, "is not a non-empty string")
-    return value
+    if not usable_text(value):
+        raise bad(key, "is not a non-empty UTF-8 string")
+    return value  # type: ignore[no-any-return]
 
 
 def model_id(data: Data) -> str:
@@ -35,7 +36,9 @@ def model_id(data: Data) -> str:
     return model
 
 
-_HUGE = 1 << 1000  # JSON integers beyond a float's range: not a figure LMX could mean
+# Beyond 2^53 a float no longer counts in ones, and a few such values overflow a
+# histogram's sum to +Inf: no duration, count or size LMX reports comes near.
+_HUGE = 2**53
 
 
 def finite(data: Data, key: str) -> float | None:
@@ -44,7 +47,7 @@ def finite(data: Data, key: str) -> float | None:
     if value is None:
         return None
     if type(value) is float:
-        if value - value == 0.0:  # false for NaN and both infinities
+        if -_HUGE < value < _HUGE:  # false for NaN and both infinities
             return value
     elif type(value) is int:
         if -_HUGE < value < _HUGE:

@@ -12,7 +12,21 @@ MAX_LABEL_CHARS = 256
 UNLOAD_REASONS = frozenset({"manual", "ttl", "lru", "canary_failed"})
 READINESS_STATES = ("admitted", "loading", "canary_pending", "routable", "quarantined")
 FORMATS = frozenset({"mlx", "gguf"})
-_TOKEN = re.compile(r"^[a-zA-Z0-9_.:-]{1,64}$")
+_TOKEN = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
+
+
+def usable_text(value: object) -> bool:
+    """A non-empty str that UTF-8 can encode: JSON lets a lone surrogate (`\\ud800`) through,
+    and one such label value would make every scrape fail."""
+    if type(value) is not str or not value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unload_reason(value: object) -> str:
@@ -45,7 +59,7 @@ class OpenSet:
     def __call__(self, value: object) -> str:
         if isinstance(value, str) and value in self._seen:
             return value
-        if isinstance(value, str) and _TOKEN.match(value) and len(self._seen) < self._limit:
+        if isinstance(value, str) and _TOKEN.fullmatch(value) and len(self._seen) < self._limit:
             self._seen.add(value)
             return value
         return "other"

@@ -124,6 +124,7 @@ class RelayReader:
                 headers=headers,
                 timeout=(self._config.connect_timeout, READ_TIMEOUT),
                 stream=True,
+                allow_redirects=False,  # requests would carry X-Admin-Key to the new place
             ) as resp:
                 if resp.status_code in (401, 403):
                     raise RelayError(f"HTTP {resp.status_code}, admin key refused")

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from opta_exporter.config import Config
+from opta_exporter.labels import usable_text
 from opta_exporter.state import Snapshot
 from opta_exporter.store import Store
 
@@ -40,12 +41,12 @@ def parse_snapshot(status: dict[str, Any], memory: dict[str, Any]) -> Snapshot:
     assert isinstance(per_model, dict)
     listed = status.get("models")
     if isinstance(listed, list):
-        ids = [m for m in listed if isinstance(m, str) and m]
+        ids = [m for m in listed if usable_text(m)]
     else:
         ids = [
             m
             for m, info in per_model.items()
-            if isinstance(info, dict) and info.get("loaded") is not False
+            if usable_text(m) and isinstance(info, dict) and info.get("loaded") is not False
         ]
     models = {
         m: _num(per_model[m], "memory_gb") if isinstance(per_model.get(m), dict) else None
@@ -53,7 +54,7 @@ def parse_snapshot(status: dict[str, Any], memory: dict[str, Any]) -> Snapshot:
     }
     version = status.get("version")
     return Snapshot(
-        version=version if isinstance(version, str) and version else None,
+        version=version if usable_text(version) else None,
         uptime_seconds=_num(status, "uptime_seconds"),
         memory_total_gb=_num(memory, "total_unified_memory_gb") or _num(mem, "total_gb"),
         memory_used_gb=_num(memory, "used_gb") if "used_gb" in memory else _num(mem, "used_gb"),
@@ -87,6 +88,7 @@ class Snapshotter:
                 self._config.lmx_url + path,
                 headers=headers,
                 timeout=(self._config.connect_timeout, 10.0),
+                allow_redirects=False,  # requests would carry X-Admin-Key to the new place
             )
         except requests.Timeout:
             raise SnapshotError(f"{path}: timed out") from None

@@ -39,6 +39,8 @@ class SseParser:
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Events completed by this chunk, in order."""
+        if not chunk:  # nothing to do, and a pending CR must wait for real bytes
+            return []
         if not self._started:
             chunk = self._strip_bom(chunk)
             if not self._started:
@@ -88,8 +90,10 @@ class SseParser:
         return chunk
 
     def _check_size(self) -> None:
-        """Bounded memory: an event that outgrows the limit is dropped, not buffered."""
-        if len(self._buffer) > self.max_event_bytes:
+        """Bounded memory: an event that outgrows the limit is dropped, not buffered.
+        A trailing LF may be half of the blank line that ends the event: not counted, so
+        where TCP splits a stream never decides whether an event is kept."""
+        if len(self._buffer) - self._buffer.endswith(b"\n") > self.max_event_bytes:
             self.oversize += 1
             self._skipping = True
             self._skip_tail = b"\n" if self._buffer.endswith(b"\n") else b""

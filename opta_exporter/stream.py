@@ -4,13 +4,16 @@ Backoff is exponential with *proportional* jitter: each wait is drawn from [d/2,
 d = base * 2^(failures-1), capped. One exporter per LMX is no thundering herd, so full
 jitter's spread buys little, while a floor of d/2 guarantees attempts are spaced (a full
 or restarting LMX is never hammered). The failure count resets once a connection has
-delivered an event; auth failures wait the cap; `retry:` and `Retry-After` set a floor.
+delivered an event; auth failures wait the cap; `retry:` and `Retry-After` set a floor
+(bounded by MAX_SERVER_WAIT, so a hostile header cannot park the daemon for a month).
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
+import math
 import random
 import socket
 import threading
@@ -18,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import requests
 import tenacity
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.exceptions import DecodeError, HTTPError, ReadTimeoutError
 
 from opta_exporter.config import Config
 from opta_exporter.events import EventError
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 SUBSCRIBER_LIMIT_HINT_AFTER = 3
+MAX_SERVER_WAIT = 600.0  # the most a Retry-After or retry: may make us wait
 
 
 class StreamEnded(Exception):
@@ -45,9 +49,17 @@ class StreamEnded(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+def _retry_after(resp: requests.Response, now: float) -> float | None:
+    """Seconds (a fraction tolerated) or an HTTP date, as RFC 9110 allows; else None."""
+    value = resp.headers.get("Retry-After", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _media_type(resp: requests.Response) -> str:
@@ -109,7 +121,7 @@ class StreamConsumer:
             delay = min(cfg.backoff_cap, cfg.backoff_base * 2 ** (self._failures - 1))
         wait = delay * (0.5 + 0.5 * self._rng())
         floor = max(ended.retry_after or 0.0, self._server_retry or 0.0)
-        return max(wait, floor)
+        return max(wait, min(floor, MAX_SERVER_WAIT))
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         assert retry_state.outcome is not None
@@ -144,7 +156,13 @@ class StreamConsumer:
 
     # -- one connection -----------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        # identity: a compressed event stream buys nothing and a decompressor is one more
+        # thing a hostile body can blow up.
+        headers = {
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+            "Cache-Control": "no-cache",
+        }
         if self._config.admin_key is not None:
             headers["X-Admin-Key"] = self._config.admin_key
         if self._last_event_id is not None:
@@ -152,16 +170,28 @@ class StreamConsumer:
         return headers
 
     def _attempt(self) -> None:
+        """One connection; whatever goes wrong ends as StreamEnded, never as a dead thread."""
         if self._stop.is_set():
             return
         self._store.set_connection("connecting")
+        try:
+            self._connect_and_consume()
+        except StreamEnded:
+            raise
+        except Exception as exc:  # a bug or a body no reader expected: reconnect, say what
+            log.debug("event stream: unexpected error", exc_info=True)
+            raise StreamEnded("protocol", f"unreadable stream ({type(exc).__name__})") from None
+
+    def _connect_and_consume(self) -> None:
         cfg = self._config
         try:
+            # Never follow a redirect: the admin key would go to wherever it points.
             resp = self._session.get(
                 cfg.lmx_url + "/admin/events",
                 headers=self._headers(),
                 stream=True,
                 timeout=(cfg.connect_timeout, cfg.stale_timeout),
+                allow_redirects=False,
             )
         except requests.ConnectTimeout:
             raise StreamEnded("timeout", "connect timed out") from None
@@ -175,8 +205,10 @@ class StreamConsumer:
                 self._check(resp)
                 with self._resp_lock:
                     self._resp, self._interrupt_reason = resp, None
-                # A resync runs before up returns to 1, so no unloaded model lingers.
-                self._snapshotter.resync()
+                # A resync runs before up returns to 1, so no unloaded model lingers; a
+                # failed one must not let up return to 1 on state it could not check.
+                if self._snapshotter.resync() is None:
+                    raise StreamEnded("http_error", "no snapshot after connecting")
                 self._store.set_connection("open")
                 if self._last_logged != "open":
                     log.info("event stream open at %s", self._config.lmx_url)
@@ -192,8 +224,11 @@ class StreamConsumer:
         status = resp.status_code
         if status in (401, 403):
             raise StreamEnded("auth", f"HTTP {status}: LMX refused the admin key")
+        if 300 <= status < 400:
+            raise StreamEnded("http_error", f"HTTP {status}: redirects are not followed")
         if status != 200:
-            raise StreamEnded("http_error", f"HTTP {status}", retry_after=_retry_after(resp))
+            retry_after = _retry_after(resp, self._store.clock.time())
+            raise StreamEnded("http_error", f"HTTP {status}", retry_after=retry_after)
         if _media_type(resp) != "text/event-stream":
             raise StreamEnded(
                 "protocol",
@@ -204,28 +239,35 @@ class StreamConsumer:
         got_event = False
         parser = SseParser()
         parser.last_event_id = self._last_event_id  # survives reconnects, as in EventSource
+        clock, stale = self._store.clock, self._config.stale_timeout
+        last_event = clock.monotonic()
         oversize = 0
         try:
             for chunk in _chunks(resp):
                 self._empty_closes = 0
                 events = parser.feed(chunk)
-                if parser.oversize != oversize:
-                    oversize = parser.oversize
-                    self._log_error(self._store.count_error("oversize", "event over 1 MiB"))
-                if not events:
-                    continue
-                got_event = True
-                for error in self._store.ingest_events(events):
-                    self._log_error(error)
+                # id: and retry: count even in a block without data (WHATWG)
                 self._last_event_id = parser.last_event_id
                 if parser.retry_ms is not None:
                     self._server_retry = parser.retry_ms / 1000.0
-        except (requests.RequestException, ProtocolError, ReadTimeoutError, OSError) as exc:
+                for _ in range(parser.oversize - oversize):
+                    self._log_error(self._store.count_error("oversize", "event over 1 MiB"))
+                oversize = parser.oversize
+                if events:
+                    got_event, last_event = True, clock.monotonic()
+                    for error in self._store.ingest_events(events):
+                        self._log_error(error)
+                elif clock.monotonic() - last_event > stale:
+                    # bytes (comments, an endless line) but no event: as dead as silence
+                    raise StreamEnded("stale", f"no event for {stale:.0f}s", healthy=got_event)
+        except (requests.RequestException, HTTPError, OSError) as exc:
             if self._stop.is_set() or self._interrupt_reason:
                 pass
+            elif isinstance(exc, DecodeError):  # compressed though we asked for identity
+                raise StreamEnded("protocol", "undecodable body", healthy=got_event) from None
             elif _is_timeout(exc):
                 raise StreamEnded(
-                    "stale", f"no event for {self._config.stale_timeout:.0f}s", healthy=got_event
+                    "stale", f"no event for {stale:.0f}s", healthy=got_event
                 ) from None
             else:
                 raise StreamEnded(
@@ -268,10 +310,20 @@ class StreamConsumer:
             if resp is None:
                 return
             self._interrupt_reason = reason
-            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
-            if isinstance(sock, socket.socket):
+            sock = _socket_of(resp)
+            if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def _socket_of(resp: requests.Response) -> socket.socket | None:
+    """The stream's socket. http.client hands a close-delimited response's socket over to
+    the response (the connection's `sock` is None then), so look there too."""
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -1,0 +1,186 @@
+"""Measurements against the bundled LMX stand-in, each party in its own process:
+prompt delivery (2), scrape cost (3), CPU at 50 events/s and on heartbeats (5), bursts
+through the real 100-event queue (6), recovery after a restart (7)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import requests
+
+from bench import probes
+from bench.agents import Agent
+from bench.report import FORMATS, Json, metric_value, percentile, scrape, summary
+from opta_exporter.daemon import Exporter
+from opta_exporter.simulator import LmxSimulator
+
+VISIBLE_TIMEOUT = 10.0
+
+
+@contextlib.contextmanager
+def lmx_and_exporter(
+    sim_options: dict[str, Any] | None = None, **exporter_options: object
+) -> Iterator[tuple[Agent[LmxSimulator], Agent[Exporter], str]]:
+    """A simulator process and an exporter process following it, connected."""
+    with Agent("lmx", probes.make_sim, probes.stop_sim, **(sim_options or {})) as sim:
+        url = sim.call(probes.sim_url)
+        with Agent("exporter", probes.make_exporter, probes.stop_exporter,
+                   lmx_url=url, **exporter_options) as exp:  # fmt: skip
+            exp.call(probes.wait_up)
+            sim.call(probes.wait_subscribers, 1)
+            yield sim, exp, exp.call(probes.exporter_url)
+
+
+def _until_visible(
+    session: requests.Session, url: str, value: float, name: str, **labels: str
+) -> float:
+    """Scrape until /metrics shows the sample >= value; the monotonic time it did."""
+    deadline = time.monotonic() + VISIBLE_TIMEOUT
+    while time.monotonic() < deadline:
+        seen = metric_value(scrape(session, url)[1], name, **labels)
+        if seen is not None and seen >= value:
+            return time.monotonic()
+    raise TimeoutError(f"{name}{labels} did not reach {value} on /metrics")
+
+
+def prompt_delivery(chunked: bool, probes_count: int) -> Json:
+    """Server hands one small event to the wire -> the exporter's state -> /metrics."""
+    to_state, to_metrics = [], []
+    pause = threading.Event()
+    with lmx_and_exporter({"chunked": chunked}) as (sim, exp, url), requests.Session() as s:
+        for i in range(1, probes_count + 1):
+            pending = exp.send(probes.wait_state, partial(probes.config_reloads_at_least, i))
+            published = sim.call(probes.publish_probe)
+            to_state.append(1e3 * (pending.result() - published))
+            seen = _until_visible(s, url, float(i), "opta_lmx_config_reloads_total")
+            to_metrics.append(1e3 * (seen - published))
+            pause.wait(0.05)
+    return {"state_ms": summary(to_state, 2), "metrics_ms": summary(to_metrics, 2)}
+
+
+def scrape_cost(model_counts: tuple[int, ...], scrapes: int) -> list[Json]:
+    """/metrics timed from another process, with every per-model family populated, in
+    both formats: OpenMetrics (what Prometheus asks for first) and the 0.0.4 text format;
+    gzip accepted, as Prometheus does."""
+    names = [f"mlx-community/bench-model-{i:03d}-4bit" for i in range(max(model_counts))]
+    rows, filled = [], 0
+    with lmx_and_exporter(snapshot_interval=3600.0) as (_, exp, url), requests.Session() as s:
+        for count in model_counts:
+            exp.call(probes.fill, names[filled:count])
+            filled = count
+            kept = exp.call(probes.models_admitted)
+            for fmt, headers in FORMATS.items():
+                for _ in range(5):
+                    scrape(s, url, headers)  # warm-up
+                before = exp.call(probes.exporter_mark)
+                timed = [scrape(s, url, headers) for _ in range(scrapes)]
+                after = exp.call(probes.exporter_mark)
+                seconds = [t for t, _ in timed]
+                rows.append({
+                    "format": fmt,
+                    "models_offered": count,
+                    "models_kept": kept,
+                    "scrapes": scrapes,
+                    "median_ms": round(1e3 * percentile(seconds, 0.5), 3),
+                    "p99_ms": round(1e3 * percentile(seconds, 0.99), 3),
+                    "max_ms": round(1e3 * max(seconds), 3),
+                    "bytes": len(timed[-1][1].encode()),
+                    "cpu_ms": round(1e3 * (after.cpu - before.cpu) / scrapes, 3),
+                })  # fmt: skip
+    return rows
+
+
+def _window(before: probes.Mark, after: probes.Mark, threads: tuple[Json, Json]) -> Json:
+    wall = after.mono - before.mono
+    return {
+        "seconds": round(wall, 2),
+        "cpu_percent": round(100 * (after.cpu - before.cpu) / wall, 4),
+        "thread_cpu_percent": {
+            name: round(100 * (cpu - threads[0].get(name, 0.0)) / wall, 4)
+            for name, cpu in threads[1].items()
+        },
+    }
+
+
+def cpu_cost(seconds: float, rate: float, heartbeat: float) -> Json:
+    """Process CPU time of the exporter over a window, as % of one core (and per thread:
+    MainThread is the harness's own agent loop, idle but for the marks)."""
+    sim_options = {"heartbeat_interval": heartbeat}
+    with lmx_and_exporter(
+        sim_options, heartbeat_interval=heartbeat, stale_timeout=1.5 * heartbeat
+    ) as (sim, exp, _):
+        count = round(rate * seconds)
+        threads = exp.call(probes.thread_cpus)
+        start = exp.call(probes.exporter_mark)
+        sim.call(probes.publish_paced, count, rate, 50)
+        end = exp.call(probes.wait_events, count, 10.0)
+        active = {"rate": rate, "events": end.events}
+        active |= _window(start, end, (threads, exp.call(probes.thread_cpus)))
+        beats = exp.call(probes.heartbeats_seen)
+        threads = exp.call(probes.thread_cpus)
+        start = exp.call(probes.exporter_mark)
+        threading.Event().wait(seconds)
+        end = exp.call(probes.exporter_mark)
+        idle = {
+            "heartbeat_interval_s": heartbeat,
+            "heartbeats": exp.call(probes.heartbeats_seen) - beats,
+        }
+        idle |= _window(start, end, (threads, exp.call(probes.thread_cpus)))
+    return {"active": active, "idle": idle}
+
+
+def bursts(count: int, size: int, rate: float, sustained_seconds: float) -> Json:
+    """Bursts paced at LMX's top stream rate, then that rate held: nothing may be lost and
+    the subscription must stay live (LMX turns a subscriber whose queue fills into a zombie)."""
+    expected, rates = 0, []
+    pause = threading.Event()
+    with lmx_and_exporter() as (sim, exp, _):
+        for b in range(count):
+            _, took = sim.call(probes.publish_paced, size, rate, b)
+            rates.append(size / took)
+            expected += size
+            exp.call(probes.wait_events, expected, 10.0)
+            pause.wait(0.2)
+        sustained = round(rate * sustained_seconds)
+        _, took = sim.call(probes.publish_paced, sustained, rate, count)
+        expected += sustained
+        counted = exp.call(probes.wait_events, expected, 10.0).events
+        published, live, zombies = sim.call(probes.sim_counts)
+    return {
+        "bursts": count,
+        "burst_size": size,
+        "burst_rate": summary(rates, 0),
+        "sustained_events": sustained,
+        "sustained_rate": round(sustained / took),
+        "published": published,
+        "counted": counted,
+        "lost": published - counted,
+        "zombies": zombies,
+        "live_subscribers": live,
+    }
+
+
+def recovery(repeats: int, backoff_base: float) -> Json:
+    """LMX stopped and started again (a new model set): time until /metrics shows
+    `opta_lmx_up 1` and the new snapshot's model, at the first backoff step."""
+    times: list[float] = []
+    reloads = 0
+    with lmx_and_exporter(backoff_base=backoff_base) as (sim, exp, url), requests.Session() as s:
+        for k in range(repeats):
+            # An event on this connection makes it healthy, so the next wait is the first step.
+            reloads += 1
+            sim.call(probes.publish_probe)
+            exp.call(probes.wait_state, partial(probes.config_reloads_at_least, reloads))
+            model = f"restarted-{k}"
+            pending = exp.send(probes.wait_state, partial(probes.up_with_model, model))
+            stopped, _ = sim.call(probes.restart, model)
+            pending.result()
+            _until_visible(s, url, 1.0, "opta_lmx_model_loaded", model=model, format="unknown")
+            seen = _until_visible(s, url, 1.0, "opta_lmx_up")
+            times.append(seen - stopped)
+    return {"backoff_base_s": backoff_base, "seconds": summary(times, 3)}

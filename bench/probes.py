@@ -1,0 +1,311 @@
+"""Functions run inside the children (see agents.Agent): clocks, the exporter, the
+reference consumers and the simulator's publishers.
+
+A `Mark` is read in the process it describes: its CPU time (all threads), the stream
+thread's own CPU time, its RSS and the monotonic clock (system-wide, so marks taken in
+different processes compare).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import requests
+from sseclient import SSEClient
+
+from bench.workload import frames, paced
+from opta_exporter.config import Config
+from opta_exporter.daemon import Exporter
+from opta_exporter.health import ExporterHealth
+from opta_exporter.simulator import LmxSimulator
+from opta_exporter.state import LmxState
+
+POLL = 0.01  # the harness polls the store instead of waiting on its Condition: see README
+STATUS = Path("/proc/self/status")
+
+
+@dataclass(frozen=True)
+class Mark:
+    mono: float
+    cpu: float  # process CPU seconds, every thread
+    thread_cpu: float  # CPU seconds of the exporter's stream thread (0 when there is none)
+    rss: int  # bytes
+    peak_rss: int  # bytes (VmHWM)
+    blocks: int  # Python objects' memory blocks (sys.getallocatedblocks): the heap, not RSS
+    events: int = 0
+
+
+def _memory() -> tuple[int, int]:
+    fields = dict(
+        line.split(":", 1) for line in STATUS.read_text().splitlines() if line.startswith("Vm")
+    )
+    return (int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024)
+
+
+def _thread_cpu(name: str) -> float:
+    for thread in threading.enumerate():
+        if thread.name == name and thread.ident is not None:
+            try:
+                return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+            except OSError:
+                return 0.0
+    return 0.0
+
+
+def thread_cpus(_: object = None) -> dict[str, float]:
+    """CPU seconds of every live thread of this process, by thread name."""
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is not None:
+            with contextlib.suppress(OSError):
+                clock = time.pthread_getcpuclockid(thread.ident)
+                out[thread.name] = out.get(thread.name, 0.0) + time.clock_gettime(clock)
+    return out
+
+
+def mark(events: int = 0, thread: str = "stream") -> Mark:
+    rss, peak = _memory()
+    return Mark(
+        time.monotonic(),
+        time.process_time(),
+        _thread_cpu(thread),
+        rss,
+        peak,
+        sys.getallocatedblocks(),
+        events,
+    )
+
+
+# -- the exporter ---------------------------------------------------------------------
+def make_exporter(lmx_url: str, **overrides: Any) -> Exporter:
+    config = dataclasses.replace(
+        Config(lmx_url=lmx_url, listen_host="127.0.0.1", listen_port=0), **overrides
+    )
+    exporter = Exporter(config)
+    exporter.start()
+    return exporter
+
+
+def stop_exporter(exporter: Exporter) -> None:
+    exporter.stop()
+
+
+def exporter_url(exporter: Exporter) -> str:
+    return exporter.url + exporter.config.telemetry_path
+
+
+def _is_up(state: LmxState, health: ExporterHealth) -> bool:
+    return health.up(time.monotonic())
+
+
+def wait_up(exporter: Exporter, timeout: float = 30.0) -> Mark:
+    if not exporter.store.wait_for(_is_up, timeout):
+        raise TimeoutError("the exporter did not connect")
+    return mark()
+
+
+def events_seen(exporter: Exporter) -> int:
+    """Every event counted, heartbeats excluded: what reached the state."""
+    with exporter.store.lock:
+        events = exporter.store.state.events
+        return int(sum(events.values()) - events.get("heartbeat", 0.0))
+
+
+def exporter_mark(exporter: Exporter) -> Mark:
+    return mark(events_seen(exporter))
+
+
+def wait_events(exporter: Exporter, count: int, timeout: float = 300.0) -> Mark:
+    """Mark taken as soon as `count` events are in the state (polled every 10 ms), or at
+    the timeout with what arrived (a lost event shows as `events < count`)."""
+    deadline = time.monotonic() + timeout
+    stop = threading.Event()
+    while (seen := events_seen(exporter)) < count and time.monotonic() < deadline:
+        stop.wait(POLL)
+    return mark(seen)
+
+
+def heartbeats_seen(exporter: Exporter) -> int:
+    with exporter.store.lock:
+        return int(exporter.store.state.events.get("heartbeat", 0.0))
+
+
+def models_admitted(exporter: Exporter) -> int:
+    with exporter.store.lock:
+        return len(exporter.store.state.loaded)
+
+
+def wait_state(
+    exporter: Exporter,
+    predicate: Callable[[LmxState, ExporterHealth], bool],
+    timeout: float = 30.0,
+) -> float:
+    """Monotonic time at which `predicate` first held (Condition wait: prompt)."""
+    if not exporter.store.wait_for(predicate, timeout):
+        raise TimeoutError("state not reached")
+    return time.monotonic()
+
+
+def config_reloads_at_least(count: int, state: LmxState, health: ExporterHealth) -> bool:
+    return state.config_reloads >= count
+
+
+def up_with_model(model: str, state: LmxState, health: ExporterHealth) -> bool:
+    return model in state.loaded and health.up(time.monotonic())
+
+
+def _ingest(exporter: Exporter, name: str, **data: object) -> None:
+    exporter.store.ingest(name, json.dumps(data))
+
+
+def fill(exporter: Exporter, models: list[str], requests_per_model: int = 20) -> None:
+    """A state with every per-model series and histogram populated, through the store's
+    public ingest: a load, readiness, canary and requests per model, throughput window full."""
+    for n, model in enumerate(models):
+        _ingest(
+            exporter, "model_loaded", model_id=model, format="mlx", memory_gb=4.0, duration_sec=3.0
+        )
+        _ingest(
+            exporter,
+            "model_readiness_changed",
+            model_id=model,
+            previous_state="loading",
+            state="routable",
+            reason=None,
+            crash_count=n % 3,
+            updated_at=1.0,
+        )
+        _ingest(exporter, "model_canary_passed", model_id=model, backend="mlx", duration_sec=0.4)
+        for i in range(requests_per_model):
+            _ingest(
+                exporter,
+                "request_completed",
+                model_id=model,
+                latency_sec=0.05 * (i + 1),
+                prompt_tokens=100,
+                completion_tokens=50,
+                error=i % 10 == 0,
+                ttft_sec=0.01 * (i + 1),
+            )
+    for i in range(exporter.config.window_size):
+        _ingest(
+            exporter,
+            "message",
+            type="throughput",
+            data={"timestamp": i, "tokensPerSecond": 10.0 + i % 40},
+        )
+
+
+# -- the reference consumers ----------------------------------------------------------
+class Reader:
+    """One consumer's connection, kept between calls: connect, then read when released."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.resp: requests.Response | None = None
+
+    def close(self) -> None:
+        if self.resp is not None:
+            self.resp.close()
+        self.session.close()
+
+
+def make_reader() -> Reader:
+    return Reader()
+
+
+def close_reader(reader: Reader) -> None:
+    reader.close()
+
+
+def connect(reader: Reader, url: str) -> Mark:
+    reader.resp = reader.session.get(
+        url + "/admin/events",
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        timeout=(5.0, 60.0),
+    )
+    reader.resp.raise_for_status()
+    return mark()
+
+
+def read_baseline(reader: Reader, count: int) -> Mark:
+    """The bare library loop: `SSEClient(resp)` (which iterates resp: iter_content(128))
+    and `json.loads` per event."""
+    assert reader.resp is not None
+    seen = 0
+    for event in SSEClient(cast("Iterator[bytes]", reader.resp)).events():
+        json.loads(event.data)
+        seen += 1
+        if seen >= count:
+            break
+    done = mark(seen)
+    reader.close()
+    return done
+
+
+def read_transport(reader: Reader, count: int, expected_bytes: int) -> Mark:
+    """The ceiling: what requests delivers with large reads, bytes discarded."""
+    assert reader.resp is not None
+    received = 0
+    for piece in reader.resp.iter_content(65536):
+        received += len(piece)
+    done = mark(count)
+    reader.close()
+    if received != expected_bytes:
+        raise RuntimeError(f"transport read {received} bytes, expected {expected_bytes}")
+    return done
+
+
+# -- the simulator ------------------------------------------------------------------
+def make_sim(**kwargs: Any) -> LmxSimulator:
+    sim = LmxSimulator(**kwargs)
+    sim.start()
+    return sim
+
+
+def stop_sim(sim: LmxSimulator) -> None:
+    sim.stop()
+
+
+def sim_url(sim: LmxSimulator) -> str:
+    return sim.url
+
+
+def sim_counts(sim: LmxSimulator) -> tuple[int, int, int]:
+    """(events published, live subscribers, zombie subscribers)."""
+    return sim.events_published, sim.subscriber_count(), sim.zombie_count()
+
+
+def wait_subscribers(sim: LmxSimulator, count: int, timeout: float = 30.0) -> bool:
+    return sim.wait_for_subscribers(count, timeout)
+
+
+def publish_probe(sim: LmxSimulator) -> float:
+    """One small event; returns the monotonic time just before it was handed over."""
+    now = time.monotonic()
+    sim.publish("config_reloaded", {"routing_aliases": 0, "memory_threshold": 90})
+    return now
+
+
+def publish_paced(sim: LmxSimulator, count: int, rate: float, seed: int) -> tuple[float, float]:
+    """`count` realistic events at `rate`/s through the simulator's real queues."""
+    return paced(sim.publish_raw, frames(count, seed), rate)
+
+
+def restart(sim: LmxSimulator, model: str) -> tuple[float, float]:
+    """LMX restarted with a new model set: (monotonic at the stop, at the new start)."""
+    sim.set_models({model: 4.0})
+    stopped = time.monotonic()
+    sim.stop()
+    sim.start()
+    return stopped, time.monotonic()
