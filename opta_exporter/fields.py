@@ -31,9 +31,12 @@ def text(data: Data, key: str, *, required: bool = False) -> str | None:
 
 
 def model_id(data: Data) -> str:
-    model = text(data, "model_id", required=True)
-    assert model is not None
-    return model
+    model = data.get("model_id")
+    if type(model) is str and model.isascii() and model:
+        return model  # the usual id, checked without the general path
+    checked = text(data, "model_id", required=True)
+    assert checked is not None
+    return checked
 
 
 # Beyond 2^53 a float no longer counts in ones, and a few such values overflow a
@@ -58,11 +61,20 @@ def finite(data: Data, key: str) -> float | None:
 
 
 def number(data: Data, key: str, high: float = math.inf) -> float | None:
-    """A finite number in [0, high]: negative durations and counts mean nothing."""
-    number = finite(data, key)
-    if number is not None and not 0.0 <= number <= high:
-        raise bad(key, f"is out of range: {number!r}")
-    return number
+    """A finite number in [0, high]: negative durations and counts mean nothing.
+    The per-event path calls this most: floats are checked inline, the rest by finite()."""
+    value = data.get(key)
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is float and 0.0 <= value <= high and value < _HUGE:  # NaN fails here
+        return value  # type: ignore[no-any-return]
+    if kind is int and 0 <= value <= high and value < _HUGE:
+        return float(value)
+    checked = finite(data, key)
+    if checked is not None and not 0.0 <= checked <= high:
+        raise bad(key, f"is out of range: {checked!r}")
+    return checked
 
 
 def bump(table: dict[Any, float], key: Any, amount: float = 1.0) -> None:

@@ -142,15 +142,17 @@ def request_completed(s: LmxState, d: Data, now: float) -> None:
     prompt, completion = number(d, "prompt_tokens"), number(d, "completion_tokens")
     tps = number(d, "tokens_per_second")
     if s.cap.admit("opta_lmx_requests_total", model):
-        bump(s.requests, (model, "error" if error else "success"))
+        key = (model, "error" if error else "success")
+        s.requests[key] = s.requests.get(key, 0.0) + 1.0
+        labels = (model,)
         if latency is not None:
-            s.request_duration.observe((model,), latency)
+            s.request_duration.observe(labels, latency)
         if ttft is not None:
-            s.ttft.observe((model,), ttft)
+            s.ttft.observe(labels, ttft)
         if prompt is not None:
-            bump(s.prompt_tokens, model, prompt)
+            s.prompt_tokens[model] = s.prompt_tokens.get(model, 0.0) + prompt
         if completion is not None:
-            bump(s.completion_tokens, model, completion)
+            s.completion_tokens[model] = s.completion_tokens.get(model, 0.0) + completion
     if tps is not None:
         s.window.add(tps)
 
@@ -183,13 +185,17 @@ NAMED: dict[str, Handler] = {
 KNOWN_EVENTS = (*NAMED, *ENVELOPES, "message")
 
 
+_KNOWN = frozenset(KNOWN_EVENTS)
+
+
 def _event_label(s: LmxState, kind: str) -> str:
-    return _open_label(s, "event", KNOWN_EVENTS, kind)
+    return kind if kind in _KNOWN else _open_label(s, "event", KNOWN_EVENTS, kind)
 
 
 def apply_event(state: LmxState, event: LmxEvent, now: float) -> None:
     """Count the event, then apply it; raises EventError (after counting it)."""
-    bump(state.events, _event_label(state, event.kind))
+    label = _event_label(state, event.kind)
+    state.events[label] = state.events.get(label, 0.0) + 1.0
     handler = (ENVELOPES if event.envelope else NAMED).get(event.kind)
     if handler is None:
         if event.envelope:

@@ -41,6 +41,16 @@ class SseParser:
         """Events completed by this chunk, in order."""
         if not chunk:  # nothing to do, and a pending CR must wait for real bytes
             return []
+        if (
+            self._started
+            and not (self._pending_cr or self._skipping or self._buffer)
+            and chunk[-2:] == b"\n\n"
+            and chunk.count(b"\n\n") == 1
+            and b"\r" not in chunk
+            and len(chunk) <= self.max_event_bytes
+        ):  # LMX's common case: one whole event per read, LF only
+            event = self._block(chunk[:-2])
+            return [] if event is None else [event]
         if not self._started:
             chunk = self._strip_bom(chunk)
             if not self._started:
@@ -118,6 +128,12 @@ class SseParser:
         return name
 
     def _block(self, block: bytes) -> SseEvent | None:
+        if block[:7] == b"event: ":  # fast path: exactly `event: X` then `data: Y`
+            end = block.find(b"\n", 7)
+            if end > 7 and block[end + 1 : end + 7] == b"data: " and block.find(b"\n", end + 1) < 0:
+                return SseEvent(self._name(block[7:end]), block[end + 7 :], self.last_event_id)
+        elif block[:6] == b"data: " and b"\n" not in block:
+            return SseEvent("message", block[6:], self.last_event_id)
         event = b""
         data: list[bytes] = []
         for line in block.split(b"\n"):

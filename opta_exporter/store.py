@@ -48,6 +48,7 @@ class Store:
         self.lock = threading.Lock()
         # Notified on every change, so tests and tools wait for a state, never sleep.
         self.changed = threading.Condition(self.lock)
+        self._waiters = 0
         self.state = state
         self.health = health
         self.clock: Clock = clock or SystemClock()
@@ -64,7 +65,7 @@ class Store:
                 error = ingest(state, event.event, event.data, wall)
                 if error is not None:
                     errors.append(error)
-            self.changed.notify_all()
+            self._notify()
         return errors
 
     def ingest(self, name: str, data: str | bytes) -> EventError | None:
@@ -74,7 +75,7 @@ class Store:
     def count_error(self, reason: ErrorReason, detail: str) -> EventError:
         with self.lock:
             self.state.event_errors[reason] += 1
-            self.changed.notify_all()
+            self._notify()
         return EventError(reason, detail)
 
     def seq(self) -> int:
@@ -86,13 +87,13 @@ class Store:
         with self.lock:
             drift = self.state.reconcile(snap, wall, since_seq)
             self.health.resyncs["success"] += 1
-            self.changed.notify_all()
+            self._notify()
             return drift
 
     def resync_failed(self) -> None:
         with self.lock:
             self.health.resyncs["failure"] += 1
-            self.changed.notify_all()
+            self._notify()
 
     def set_connection(
         self, state: str, backoff: float = 0.0, reconnect_reason: str | None = None
@@ -104,14 +105,23 @@ class Store:
                 self.health.last_activity = self.clock.monotonic()
             if reconnect_reason is not None:
                 self.health.reconnects[reconnect_reason] += 1
-            self.changed.notify_all()
+            self._notify()
 
     def wait_for(
         self, predicate: Callable[[LmxState, ExporterHealth], bool], timeout: float
     ) -> bool:
         """Block until `predicate(state, health)` holds (checked after each change)."""
         with self.changed:
-            return self.changed.wait_for(lambda: predicate(self.state, self.health), timeout)
+            self._waiters += 1
+            try:
+                return self.changed.wait_for(lambda: predicate(self.state, self.health), timeout)
+            finally:
+                self._waiters -= 1
+
+    def _notify(self) -> None:
+        """Under the lock. Skipped when nobody waits: notify_all costs on every read."""
+        if self._waiters:
+            self.changed.notify_all()
 
     def view(self) -> View:
         with self.lock:
