@@ -130,8 +130,13 @@ def _pairs(table: dict[tuple[str, str], float]) -> list[Sample]:
     return list(table.items())
 
 
-def _families(s: LmxState, h: ExporterHealth, now: float) -> Iterator[Metric]:
-    """Every family, with or without samples: `absent()` must mean broken, not zero."""
+Table = list[Sample] | HistogramFamily
+
+
+def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec, Table]]:
+    """Every family's data, in METRICS order, with or without samples: `absent()` must
+    mean broken, not zero. Both the client-library families and the fast renderer
+    (exposition.py) are built from this."""
     stats = window_stats(s.window.copy())
     values: dict[str, list[Sample]] = {
         "opta_lmx_up": [((), 1.0 if h.up(now) else 0.0)],
@@ -190,10 +195,17 @@ def _families(s: LmxState, h: ExporterHealth, now: float) -> Iterator[Metric]:
         "opta_lmx_request_duration_seconds": s.request_duration,
         "opta_lmx_time_to_first_token_seconds": s.ttft,
     }
-    for spec in METRICS:
+    return [
+        (spec, histograms[spec.name] if spec.kind == "histogram" else values[spec.name])
+        for spec in METRICS
+    ]
+
+
+def _families(s: LmxState, h: ExporterHealth, now: float) -> Iterator[Metric]:
+    for spec, table in tables(s, h, now):
         names = list(spec.labels)
-        if spec.kind == "histogram":
-            hist = histograms[spec.name]
+        if isinstance(table, HistogramFamily):
+            hist = table
             hfam = HistogramMetricFamily(spec.name, spec.help, labels=names)
             for labels, series in hist.series.items():
                 hfam.add_metric(
@@ -206,7 +218,7 @@ def _families(s: LmxState, h: ExporterHealth, now: float) -> Iterator[Metric]:
             family = CounterMetricFamily(spec.name, spec.help, labels=names)
         else:
             family = GaugeMetricFamily(spec.name, spec.help, labels=names)
-        for labels, value in values[spec.name]:
+        for labels, value in table:
             family.add_metric(list(labels), value)
         yield family
 

@@ -68,10 +68,19 @@ class Exporter:
             sleep=sleep,
             rng=rng,
         )
+        # The relay's families are also kept in a registry of their own: the fast
+        # exposition writes the exporter's families itself and appends these.
+        self.relay: RelayReader | None = None
+        relayed = CollectorRegistry()
+        if config.relay_interval > 0:
+            self.relay = RelayReader(config, _snapshot_session(), clock)
+            relay_collector = RelayCollector(self.relay)
+            self.registry.register(relay_collector)
+            relayed.register(relay_collector)
         self.server = MetricsServer(
             config.listen_host,
             config.listen_port,
-            make_app(self.store, self.registry, config.telemetry_path, config.lmx_url),
+            make_app(self.store, relayed, config),
             web,
         )
         self._threads = [
@@ -83,11 +92,7 @@ class Exporter:
                 args=(self.snapshotter, config.snapshot_interval, self.stop_event, self._on_drift),
             ),
         ]
-
-        self.relay: RelayReader | None = None
-        if config.relay_interval > 0:
-            self.relay = RelayReader(config, _snapshot_session(), clock)
-            self.registry.register(RelayCollector(self.relay))
+        if self.relay is not None:
             self._threads.append(
                 threading.Thread(
                     target=self.relay.run, args=(self.stop_event,), name="relay", daemon=True

@@ -35,6 +35,11 @@ class HistogramFamily:
     bounds: tuple[float, ...]
     series: dict[Labels, Series] = field(default_factory=dict)
 
+    @property
+    def les(self) -> tuple[str, ...]:
+        """The `le` label values as the client library writes them."""
+        return (*(repr(float(b)) for b in self.bounds), "+Inf")
+
     def observe(self, labels: Labels, value: float) -> None:
         """`le` is inclusive: a value equal to a bound lands in that bound's bucket."""
         series = self.series.get(labels)

@@ -1,0 +1,149 @@
+"""The fast exposition says exactly what the client library says, in both formats."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as om_exposition
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+from prometheus_client.parser import text_string_to_metric_families
+
+from opta_exporter.collector import LmxCollector, tables
+from opta_exporter.daemon import Exporter
+from opta_exporter.exposition import render
+from opta_exporter.health import ExporterHealth
+from opta_exporter.simulator import LmxSimulator
+from opta_exporter.state import LmxState
+from opta_exporter.store import Store
+from tests.conftest import WAIT, is_open, wait_for
+
+ODD = ['we"ird\\x.gguf', "line\nbreak", "emoji 🦙", "plain", "é" * 200]
+
+
+def busy_store() -> Store:
+    store = Store(LmxState(max_models=50), ExporterHealth())
+    for i, model in enumerate(ODD):
+        store.ingest(
+            "model_loaded",
+            json.dumps(
+                {"model_id": model, "format": "gguf", "memory_gb": 1.5 + i, "duration_sec": 2}
+            ),
+        )
+        store.ingest(
+            "model_readiness_changed",
+            json.dumps({"model_id": model, "state": "routable", "crash_count": i}),
+        )
+        for n in range(3):
+            store.ingest(
+                "request_completed",
+                json.dumps(
+                    {
+                        "model_id": model,
+                        "latency_sec": 0.3 * n,
+                        "ttft_sec": 0.05 * n,
+                        "prompt_tokens": 10,
+                        "completion_tokens": 1e6,
+                        "error": n == 2,
+                        "tokens_per_second": 1e-9 + n,
+                    }
+                ),
+            )
+    store.ingest("model_canary_passed", json.dumps({"model_id": "plain", "duration_sec": 1.0}))
+    store.ingest("download_progress", json.dumps({"repo_id": 'r"1', "progress_percent": 50}))
+    store.ingest("heartbeat", json.dumps({"timestamp": 1.0}))
+    store.set_connection("open")
+    return store
+
+
+def parsed(
+    families: Any,
+) -> dict[str, tuple[str, str, set[tuple[str, tuple[tuple[str, str], ...], float]]]]:
+    return {
+        f.name: (
+            f.type,
+            f.documentation,
+            {(s.name, tuple(sorted(s.labels.items())), s.value) for s in f.samples},
+        )
+        for f in families
+    }
+
+
+def library(store: Store, openmetrics: bool) -> str:
+    registry = CollectorRegistry()
+    registry.register(LmxCollector(store))
+    if openmetrics:
+        text: bytes = om_exposition.generate_latest(registry)  # type: ignore[no-untyped-call]
+        return text.decode()
+    return generate_latest(registry).decode()
+
+
+def ours(store: Store, openmetrics: bool) -> str:
+    view = store.view()
+    return render(tables(view.state, view.health, view.now), openmetrics) + (
+        "# EOF\n" if openmetrics else ""
+    )
+
+
+@pytest.mark.parametrize(
+    "store_factory",
+    [busy_store, lambda: Store(LmxState(), ExporterHealth())],
+    ids=["busy", "empty"],
+)
+def test_text_format_matches_the_library(store_factory: Callable[[], Store]) -> None:
+    store = store_factory()
+    assert parsed(text_string_to_metric_families(ours(store, False))) == parsed(
+        text_string_to_metric_families(library(store, False))
+    )
+
+
+@pytest.mark.parametrize(
+    "store_factory",
+    [busy_store, lambda: Store(LmxState(), ExporterHealth())],
+    ids=["busy", "empty"],
+)
+def test_openmetrics_matches_the_library(store_factory: Callable[[], Store]) -> None:
+    store = store_factory()
+    theirs = parsed(om_parse(library(store, True)))  # type: ignore[no-untyped-call]
+    assert parsed(om_parse(ours(store, True))) == theirs  # type: ignore[no-untyped-call]
+
+
+def test_served_metrics_gzip_formats_filter_and_relay(
+    sim: LmxSimulator, make_exporter: Callable[..., Exporter]
+) -> None:
+    sim.record_request("m", latency_sec=0.2)
+    exporter = make_exporter(sim, relay_interval=30.0)
+    wait_for(exporter, is_open)
+    assert exporter.relay is not None
+    assert exporter.relay.wait_for_reads(1, WAIT)
+    url = exporter.url + "/metrics"
+    om = requests.get(
+        url,
+        timeout=WAIT,
+        headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            "Accept-Encoding": "gzip",
+        },
+        stream=True,
+    )
+    assert om.headers["Content-Encoding"] == "gzip"
+    assert om.headers["Content-Type"].startswith("application/openmetrics-text")
+    text = gzip.decompress(om.raw.read()).decode()
+    assert text.endswith("# EOF\n")
+    assert text.count("# EOF") == 1
+    names = {f.name for f in om_parse(text)}  # type: ignore[no-untyped-call]
+    assert {"opta_lmx_up", "lmx_model_requests", "opta_exporter_relay_reads"} <= names
+    plain = requests.get(url, timeout=WAIT)
+    assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'lmx_model_requests_total{model="m"} 1.0' in plain.text
+
+
+def test_text_is_byte_identical_to_the_library() -> None:
+    store = busy_store()
+    assert ours(store, False) == library(store, False)
+    assert ours(store, True) == library(store, True)
