@@ -19,6 +19,7 @@ from opta_exporter.collector import LmxCollector
 from opta_exporter.config import Config
 from opta_exporter.health import ExporterHealth
 from opta_exporter.relay import RelayCollector, RelayReader
+from opta_exporter.relay_text import RelayText
 from opta_exporter.server import MetricsServer, make_app
 from opta_exporter.snapshots import Snapshotter, snapshot_loop
 from opta_exporter.state import LmxState
@@ -68,19 +69,18 @@ class Exporter:
             sleep=sleep,
             rng=rng,
         )
-        # The relay's families are also kept in a registry of their own: the fast
-        # exposition writes the exporter's families itself and appends these.
+        # /metrics writes the exporter's families itself and appends the relay's text;
+        # the registry holds both for library users and tests.
         self.relay: RelayReader | None = None
-        relayed = CollectorRegistry()
+        relay_text = None
         if config.relay_interval > 0:
             self.relay = RelayReader(config, _snapshot_session(), clock)
-            relay_collector = RelayCollector(self.relay)
-            self.registry.register(relay_collector)
-            relayed.register(relay_collector)
+            self.registry.register(RelayCollector(self.relay))
+            relay_text = RelayText(self.relay)
         self.server = MetricsServer(
             config.listen_host,
             config.listen_port,
-            make_app(self.store, relayed, config),
+            make_app(self.store, relay_text, config),
             web,
         )
         self._threads = [

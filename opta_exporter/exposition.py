@@ -16,6 +16,7 @@ from prometheus_client.utils import floatToGoString
 from opta_exporter.collector import MetricSpec, Table
 from opta_exporter.histogram import HistogramFamily
 
+_EXACT = 10**15  # below this, repr(float(n)) == f"{n}.0"
 # The library's own float spelling (`+Inf`, Go-style exponents), typed for mypy.
 _fmt: Callable[[float], str] = floatToGoString
 
@@ -60,7 +61,9 @@ def render(tables: list[tuple[MetricSpec, Table]], openmetrics: bool) -> str:
                 running = 0
                 for le, count in zip(les, series.counts, strict=True):
                     running += count
-                    out.append(f"{name}_bucket{{{before}{le}{after}}} {fmt(running)}\n")
+                    # an int count is what repr(float) spells as "<n>.0", minus its call
+                    text = f"{running}.0" if running < _EXACT else fmt(running)
+                    out.append(f"{name}_bucket{{{before}{le}{after}}} {text}\n")
                 plain = ",".join(text for _, text in pairs)
                 braces = f"{{{plain}}}" if plain else ""
                 out.append(f"{name}_count{braces} {fmt(running)}\n")

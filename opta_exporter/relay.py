@@ -301,21 +301,28 @@ def _histogram(family: RelayFamily, names: list[str], help_text: str) -> Metric:
     return hist
 
 
+def relay_metrics(view: RelayView) -> list[Metric]:
+    """Only `lmx_*` families: anything else in the body (a runtime's `process_*`) is
+    not LMX's to relay and could collide with the exporter's own names."""
+    metrics = list(_health(view))
+    for name, family in view.families.items():
+        if name.startswith("lmx_") and name not in NOT_RELAYED:
+            metrics += _relayed(family)
+    return metrics
+
+
 class RelayCollector(Collector):
     """The relay's health always; LMX's families while the last good read is fresh."""
 
     def __init__(self, reader: RelaySource) -> None:
         self._reader = reader
 
+    @property
+    def reader(self) -> RelaySource:
+        return self._reader
+
     def collect(self) -> Iterable[Metric]:
-        """Only `lmx_*` families: anything else in the body (a runtime's `process_*`) is
-        not LMX's to relay and could collide with the exporter's own names."""
-        view = self._reader.view()
-        metrics = list(_health(view))
-        for name, family in view.families.items():
-            if name.startswith("lmx_") and name not in NOT_RELAYED:
-                metrics += _relayed(family)
-        return metrics
+        return relay_metrics(self._reader.view())
 
     def describe(self) -> Iterable[Metric]:
         return list(_health(RelayView({}, None)))

@@ -147,3 +147,29 @@ def test_text_is_byte_identical_to_the_library() -> None:
     store = busy_store()
     assert ours(store, False) == library(store, False)
     assert ours(store, True) == library(store, True)
+
+
+def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimulator) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from opta_exporter.config import Config
+    from opta_exporter.relay import RelayCollector, RelayReader
+    from opta_exporter.relay_text import RelayText
+
+    sim.record_request('we"ird\\x', latency_sec=0.2)
+    reader = RelayReader(Config(lmx_url=sim.url), requests.Session())
+    assert reader.read_once()
+    registry = CollectorRegistry()
+    registry.register(RelayCollector(reader))
+    relay = RelayText(reader)
+    first = relay.render(False)
+    assert first == generate_latest(registry).decode()
+    assert relay.render(False) is first  # no change since the read: the same text
+    om = relay.render(True)
+    assert "# EOF" not in om
+    assert "lmx_model_requests_total" in om
+    sim.record_request('we"ird\\x', latency_sec=0.2)
+    assert reader.read_once()
+    second = relay.render(False)
+    assert second is not first
+    assert 'lmx_model_requests_total{model="we\\"ird\\\\x"} 2.0' in second
