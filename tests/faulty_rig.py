@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +25,7 @@ from opta_exporter.health import ExporterHealth
 from opta_exporter.state import LmxState
 from tests.conftest import WAIT, Gate
 from tests.faulty_lmx import FaultyLmx
+from tests.helpers import promtool_check
 
 KEY = "opta-admin-key-0f9e8d7c6b5a"  # must never leave the X-Admin-Key header
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -51,27 +49,6 @@ def parse(text: str) -> Samples:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def promtool_check(text: str, *, required: bool = True) -> None:
-    """`promtool check metrics` must accept the exposition with no complaint at all.
-    Without promtool: fail on CI, else skip the test (or, if not required, go on)."""
-    exe = shutil.which("promtool")
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is required in CI")
-        if required:
-            pytest.skip("promtool not installed")
-        return
-    proc = subprocess.run(
-        [exe, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), proc.stdout + proc.stderr
 
 
 @dataclass

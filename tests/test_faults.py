@@ -23,7 +23,7 @@ from opta_exporter.health import ExporterHealth
 from opta_exporter.state import LmxState
 from tests.conftest import WAIT, Gate
 from tests.faulty_lmx import FaultyLmx
-from tests.faulty_rig import KEY, Rig, parse, promtool_check, start_rig
+from tests.faulty_rig import KEY, Rig, parse, start_rig
 from tests.faulty_script import (
     AwaitSnapshot,
     Big,
@@ -39,6 +39,7 @@ from tests.faulty_script import (
     events_script,
     reply,
 )
+from tests.helpers import promtool_check
 
 MakeRig = Callable[..., Rig]
 BASE, CAP = 0.05, 0.4  # the rig's backoff

@@ -18,6 +18,7 @@ from opta_exporter.histogram import HistogramFamily
 from opta_exporter.ingest import ingest
 from opta_exporter.state import LmxState, Snapshot
 from opta_exporter.window import ThroughputWindow
+from tests.helpers import read_sse
 
 GIB = 1024**3
 NOW = 1_718_000_000.0
@@ -28,24 +29,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 # -- helpers -----------------------------------------------------------------------------
-def read_sse(path: Path) -> list[tuple[str, str]]:
-    """The few SSE rules the fixture needs: blocks split by a blank line, `event:` and
-    `data:` fields, one optional space after the colon."""
-    events = []
-    for block in path.read_text(encoding="utf-8").split("\n\n"):
-        name, data = "message", []
-        for line in block.splitlines():
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-        if data:
-            events.append((name, "\n".join(data)))
-    return events
-
-
 LOAD_UNLOAD = read_sse(FIXTURES / "lmx_load_unload.sse")
 LOAD = LOAD_UNLOAD[:-1]
 UNLOAD = LOAD_UNLOAD[-1]

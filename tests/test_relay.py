@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +32,7 @@ from opta_exporter.relay import (
 )
 from opta_exporter.relay_parse import RelayParse, parse_lmx_metrics
 from opta_exporter.simulator import LmxSimulator
+from tests.helpers import promtool_check
 
 WAIT = 10.0
 LMX = "http://lmx.test:1234"
@@ -318,23 +316,6 @@ def test_families_keep_lmx_names_types_and_help() -> None:
 # -- exposition checks --------------------------------------------------------------------
 
 
-def check_promtool(text: str) -> None:
-    exe = shutil.which("promtool")
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is required in CI")
-        pytest.skip("promtool not installed")
-    proc = subprocess.run(
-        [exe, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
-
-
 def exposition(registry: CollectorRegistry) -> str:
     """Both formats a scrape may negotiate must parse; returns the classic text."""
     text = generate_latest(registry).decode()
@@ -423,7 +404,7 @@ def test_collector_relays_under_lmx_names_and_skips_what_snapshots_give() -> Non
     assert f'lmx_model_requests_total{{model="{WEIRD_ESCAPED}"}} 3.0' in text
     # no `_total` to keep a counter's name exact in prometheus_client: relayed untyped
     assert "# TYPE lmx_widgets untyped\nlmx_widgets 3.0\n" in text
-    check_promtool(text)
+    promtool_check(text)
 
 
 def test_health_is_exposed_from_the_first_scrape() -> None:
@@ -442,7 +423,7 @@ def test_health_is_exposed_from_the_first_scrape() -> None:
     assert {f.name for f in RelayCollector(StaticSource(fresh_view())).describe()} == names(
         registry
     )
-    check_promtool(text)
+    promtool_check(text)
 
 
 # -- reads ----------------------------------------------------------------------------------
@@ -583,7 +564,7 @@ def test_model_cap_is_applied_sticky_and_counted(caplog: pytest.LogCaptureFixtur
     }
     assert shown == {"a", "b"}
     assert sum("model cap" in r.getMessage() for r in caplog.records) == 2
-    check_promtool(exposition(registry))
+    promtool_check(exposition(registry))
 
 
 def test_run_reads_until_stopped_and_survives_a_bug(caplog: pytest.LogCaptureFixture) -> None:
@@ -632,7 +613,7 @@ def test_simulator_weird_model_relayed_escaped(keyed_sim: LmxSimulator) -> None:
     text = exposition(registry)
     assert f'lmx_model_requests_total{{model="{WEIRD_ESCAPED}"}} 3.0' in text
     assert "lmx_uptime_seconds" not in text
-    check_promtool(text)
+    promtool_check(text)
 
 
 def test_simulator_stopped_then_restarted(keyed_sim: LmxSimulator) -> None:
@@ -664,7 +645,7 @@ def test_simulator_stopped_then_restarted(keyed_sim: LmxSimulator) -> None:
     assert reader.read_once()
     assert got("lmx_model_requests_total", {"model": WEIRD}) == 1
     assert got("opta_exporter_relay_reads_total", {"outcome": "success"}) == 3
-    check_promtool(exposition(registry))
+    promtool_check(exposition(registry))
 
 
 # -- a scrape never waits for a read --------------------------------------------------------

@@ -6,14 +6,14 @@ CI, which installs it (.ci/run sets CI=true).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.helpers import require_tool
 
 PROMETHEUS_DIR = Path(__file__).resolve().parent.parent / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -26,12 +26,7 @@ SEVERITIES = ("critical", "warning")
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing in CI: .ci/run installs Debian's `prometheus`")
-        pytest.skip("promtool is not installed (Debian package `prometheus`); CI runs this")
-    return path
+    return require_tool("promtool", "prometheus")
 
 
 def run_promtool(*args: str) -> None:

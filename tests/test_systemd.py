@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import require_tool
+
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
 MAX_EXPOSURE = 2.0
 
 
 def _analyze() -> str:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("systemd-analyze is missing in CI (.ci/run installs systemd)")
-        pytest.skip("systemd-analyze not installed (Debian package systemd)")
-    return tool
+    return require_tool("systemd-analyze", "systemd")
 
 
 def _installed_copy(unit: str, tmp_path: Path) -> Path:
