@@ -11,68 +11,33 @@ delivered an event; auth failures wait the cap; `retry:` and `Retry-After` set a
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import logging
-import math
 import random
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import requests
 import tenacity
-from urllib3.exceptions import DecodeError, HTTPError, ReadTimeoutError
+from urllib3.exceptions import DecodeError, HTTPError
 
 from opta_exporter.config import Config
 from opta_exporter.events import EventError
 from opta_exporter.snapshots import Snapshotter
 from opta_exporter.sse import SseParser
 from opta_exporter.store import Store
+from opta_exporter.wire import (
+    MAX_SERVER_WAIT,
+    StreamEnded,
+    check_response,
+    chunks,
+    is_timeout,
+    socket_of,
+)
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 65536
 SUBSCRIBER_LIMIT_HINT_AFTER = 3
-MAX_SERVER_WAIT = 600.0  # the most a Retry-After or retry: may make us wait
-
-
-class StreamEnded(Exception):
-    """One connection is over; `reason` is the reconnect reason in the contract."""
-
-    def __init__(
-        self, reason: str, detail: str, *, healthy: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.healthy = healthy
-        self.retry_after = retry_after
-
-
-def _retry_after(resp: requests.Response, now: float) -> float | None:
-    """Seconds (a fraction tolerated) or an HTTP date, as RFC 9110 allows; else None."""
-    value = resp.headers.get("Retry-After", "").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
-def _media_type(resp: requests.Response) -> str:
-    return resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-
-
-def _chunks(resp: requests.Response) -> Iterator[bytes]:
-    """Large reads that still hand over each event at once (see measurements.md):
-    chunked bodies arrive chunk by chunk; close-delimited ones need read1."""
-    raw = resp.raw
-    if raw.chunked:
-        return raw.stream(READ_SIZE, decode_content=True)
-    return iter(lambda: raw.read1(READ_SIZE), b"")
 
 
 class StreamConsumer:
@@ -202,7 +167,7 @@ class StreamConsumer:
         connection = getattr(resp.raw, "connection", None)
         try:
             with resp:
-                self._check(resp)
+                check_response(resp, self._store.clock.time())
                 with self._resp_lock:
                     self._resp, self._interrupt_reason = resp, None
                 # A resync runs before up returns to 1, so no unloaded model lingers; a
@@ -220,21 +185,6 @@ class StreamConsumer:
             if connection is not None:
                 connection.close()
 
-    def _check(self, resp: requests.Response) -> None:
-        status = resp.status_code
-        if status in (401, 403):
-            raise StreamEnded("auth", f"HTTP {status}: LMX refused the admin key")
-        if 300 <= status < 400:
-            raise StreamEnded("http_error", f"HTTP {status}: redirects are not followed")
-        if status != 200:
-            retry_after = _retry_after(resp, self._store.clock.time())
-            raise StreamEnded("http_error", f"HTTP {status}", retry_after=retry_after)
-        if _media_type(resp) != "text/event-stream":
-            raise StreamEnded(
-                "protocol",
-                f"expected text/event-stream, got {_media_type(resp) or 'no content type'!r}",
-            )
-
     def _consume(self, resp: requests.Response) -> None:
         got_event = False
         parser = SseParser()
@@ -243,7 +193,7 @@ class StreamConsumer:
         last_event = clock.monotonic()
         oversize = 0
         try:
-            for chunk in _chunks(resp):
+            for chunk in chunks(resp):
                 self._empty_closes = 0
                 events = parser.feed(chunk)
                 # id: and retry: count even in a block without data (WHATWG)
@@ -265,7 +215,7 @@ class StreamConsumer:
                 pass
             elif isinstance(exc, DecodeError):  # compressed though we asked for identity
                 raise StreamEnded("protocol", "undecodable body", healthy=got_event) from None
-            elif _is_timeout(exc):
+            elif is_timeout(exc):
                 raise StreamEnded(
                     "stale", f"no event for {stale:.0f}s", healthy=got_event
                 ) from None
@@ -310,30 +260,7 @@ class StreamConsumer:
             if resp is None:
                 return
             self._interrupt_reason = reason
-            sock = _socket_of(resp)
+            sock = socket_of(resp)
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-
-
-def _socket_of(resp: requests.Response) -> socket.socket | None:
-    """The stream's socket. http.client hands a close-delimited response's socket over to
-    the response (the connection's `sock` is None then), so look there too."""
-    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
-    if sock is None:
-        reader = getattr(getattr(resp.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(reader, "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    while exc is not None:
-        if isinstance(exc, (ReadTimeoutError, TimeoutError, requests.Timeout)):
-            return True
-        nxt = exc.__context__ or (
-            exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-        )
-        if nxt is None or nxt is exc:
-            return False
-        exc = nxt
-    return False

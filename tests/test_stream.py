@@ -17,7 +17,8 @@ from opta_exporter.simulator import LmxSimulator
 from opta_exporter.snapshots import Snapshotter
 from opta_exporter.state import LmxState
 from opta_exporter.store import Store
-from opta_exporter.stream import StreamConsumer, StreamEnded
+from opta_exporter.stream import StreamConsumer
+from opta_exporter.wire import StreamEnded
 from tests.conftest import WAIT, Gate, is_open, scrape, value, wait_for
 
 MakeExporter = Callable[..., Exporter]
