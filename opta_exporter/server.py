@@ -22,7 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from opta_exporter import __version__
 from opta_exporter.collector import tables
 from opta_exporter.config import Config
-from opta_exporter.exposition import render
+from opta_exporter.exposition import Exposition
 from opta_exporter.relay_text import RelayText
 from opta_exporter.store import Store
 from opta_exporter.webconfig import BasicAuth, WebConfig
@@ -75,12 +75,16 @@ _LANDING = """<!doctype html>
 """
 
 
-def metrics_body(store: Store, relay: RelayText | None, accept: str) -> tuple[bytes, str]:
+def metrics_body(
+    store: Store, relay: RelayText | None, accept: str, exposition: Exposition | None = None
+) -> tuple[bytes, str]:
     """The exposition in the format the scraper asked for (the library negotiates)."""
     _, content_type = choose_encoder(accept)
     openmetrics = content_type.startswith("application/openmetrics-text")
     view = store.view()
-    body = render(tables(view.state, view.health, view.now), openmetrics)
+    body = (exposition or Exposition()).render(
+        tables(view.state, view.health, view.now), openmetrics
+    )
     if relay is not None:
         body += relay.render(openmetrics)
     if openmetrics:
@@ -90,9 +94,10 @@ def metrics_body(store: Store, relay: RelayText | None, accept: str) -> tuple[by
 
 def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
     telemetry_path, lmx_url = config.telemetry_path, config.lmx_url
+    exposition = Exposition()
 
     def metrics(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        body, content_type = metrics_body(store, relay, environ.get("HTTP_ACCEPT", ""))
+        body, content_type = metrics_body(store, relay, environ.get("HTTP_ACCEPT", ""), exposition)
         headers = [("Content-Type", content_type)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             body = gzip.compress(body, compresslevel=1)  # 9 costs 10x the time for 20 %

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
@@ -173,3 +175,51 @@ def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimul
     second = relay.render(False)
     assert second is not first
     assert 'lmx_model_requests_total{model="we\\"ird\\\\x"} 2.0' in second
+
+
+def test_the_histogram_cache_never_serves_stale_lines() -> None:
+    from opta_exporter.exposition import Exposition
+
+    store = busy_store()
+    exposition = Exposition()
+    for step in range(4):
+        for openmetrics in (False, True):
+            view = store.view()
+            fresh = tables(view.state, view.health, view.now)
+            assert exposition.render(fresh, openmetrics) == render(fresh, openmetrics)
+        model = ODD[step]
+        store.ingest(
+            "request_completed",
+            json.dumps(  # one series changes...
+                {"model_id": model, "latency_sec": 0.5, "ttft_sec": 0.1}
+            ),
+        )
+        store.ingest("model_unloaded", json.dumps({"model_id": ODD[-1 - step]}))
+        store.ingest(
+            "request_completed",
+            json.dumps(  # ...and one appears
+                {"model_id": f"new-{step}", "latency_sec": 0.5}
+            ),
+        )
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=20))
+def test_numbers_are_spelled_as_the_library_spells_them(numbers: list[float]) -> None:
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+
+    from opta_exporter.collector import MetricSpec
+
+    spec = MetricSpec("x_value", "gauge", ("i",), "x.")
+    table: list[tuple[tuple[str, ...], float]] = [((str(i),), v) for i, v in enumerate(numbers)]
+    family = GaugeMetricFamily("x_value", "x.", labels=["i"])
+    for labels, v in table:
+        family.add_metric(list(labels), v)
+
+    class One(Collector):
+        def collect(self) -> list[GaugeMetricFamily]:
+            return [family]
+
+    registry = CollectorRegistry()
+    registry.register(One())
+    assert render([(spec, table)], False) == generate_latest(registry).decode()
