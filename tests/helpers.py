@@ -10,6 +10,18 @@ from pathlib import Path
 
 import pytest
 
+# A model load through LMX's /admin/models/load, as a running LMX streams it (protocol page).
+LOAD_SEQUENCE = (
+    "model_readiness_changed",
+    "model_readiness_changed",
+    "model_readiness_changed",
+    "model_loaded",
+    "model_canary_started",
+    "model_readiness_changed",
+    "model_compatibility_recorded",
+    "model_canary_passed",
+)
+
 
 def read_sse(path: Path) -> list[tuple[str, str]]:
     """The few SSE rules the fixtures need: blocks split by a blank line, `event:` and

@@ -18,7 +18,7 @@ from opta_exporter.histogram import HistogramFamily
 from opta_exporter.ingest import ingest
 from opta_exporter.state import LmxState, Snapshot
 from opta_exporter.window import ThroughputWindow
-from tests.helpers import read_sse
+from tests.helpers import LOAD_SEQUENCE, read_sse
 
 GIB = 1024**3
 NOW = 1_718_000_000.0
@@ -193,17 +193,7 @@ def busy_state() -> LmxState:
 
 # -- the real load sequence and the unload ---------------------------------------------
 def test_fixture_is_the_protocol_sequence() -> None:
-    assert [name for name, _ in LOAD_UNLOAD] == [
-        "model_readiness_changed",
-        "model_readiness_changed",
-        "model_readiness_changed",
-        "model_loaded",
-        "model_canary_started",
-        "model_readiness_changed",
-        "model_compatibility_recorded",
-        "model_canary_passed",
-        "model_unloaded",
-    ]
+    assert [name for name, _ in LOAD_UNLOAD] == [*LOAD_SEQUENCE, "model_unloaded"]
     assert '"memory_gb": 0,' in LOAD[3][1]  # the integer 0 a running LMX sends
     assert '"ts": ' in LOAD[6][1]
     assert '"metadata": ' in LOAD[6][1]

@@ -24,6 +24,7 @@ import requests
 
 from opta_exporter.simulator import LmxSimulator
 from opta_exporter.simulator_demo import MAIN_MODEL, ODD_MODEL, DemoScenario, main, run_demo
+from tests.helpers import LOAD_SEQUENCE
 
 ODD_ID = '/m/we"ird\\x.gguf'
 
@@ -195,16 +196,7 @@ def test_load_streams_lmx_sequence_and_unload_sends_one_event(h: Harness) -> Non
     assert sim.wait_for_subscribers(1)
     sim.load_model("m", fmt="gguf", memory_gb=3.0)
     events = [event(c.read_chunk()) for _ in range(8)]
-    assert [name for name, _ in events] == [
-        "model_readiness_changed",
-        "model_readiness_changed",
-        "model_readiness_changed",
-        "model_loaded",
-        "model_canary_started",
-        "model_readiness_changed",
-        "model_compatibility_recorded",
-        "model_canary_passed",
-    ]
+    assert [name for name, _ in events] == list(LOAD_SEQUENCE)
     readiness = [(d["previous_state"], d["state"]) for n, d in events if n.startswith("model_r")]
     assert readiness == [
         ("unknown", "admitted"),
