@@ -14,7 +14,8 @@ from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
-from opta_exporter.relay import RelaySource, RelayView, relay_metrics
+from opta_exporter.relay import RelayView
+from opta_exporter.relay_collector import RelaySource, relay_metrics
 
 
 class _Fixed:

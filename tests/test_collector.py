@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from opta_exporter import __version__
 from opta_exporter.collector import METRICS, LmxCollector
 from opta_exporter.health import CONNECTION_STATES, ExporterHealth
-from opta_exporter.relay import RELAY_METRICS
+from opta_exporter.relay_collector import RELAY_METRICS
 from opta_exporter.state import LmxState, Snapshot
 from opta_exporter.store import Store
 from tests.helpers import promtool_check, read_sse

@@ -36,7 +36,7 @@ from opta_exporter.collector import METRICS
 from opta_exporter.config import Config
 from opta_exporter.daemon import Exporter
 from opta_exporter.health import ExporterHealth
-from opta_exporter.relay import RELAY_METRICS
+from opta_exporter.relay_collector import RELAY_METRICS
 from opta_exporter.simulator import LmxSimulator
 from opta_exporter.state import LmxState
 

@@ -155,7 +155,8 @@ def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimul
     from prometheus_client import CollectorRegistry, generate_latest
 
     from opta_exporter.config import Config
-    from opta_exporter.relay import RelayCollector, RelayReader
+    from opta_exporter.relay import RelayReader
+    from opta_exporter.relay_collector import RelayCollector
     from opta_exporter.relay_text import RelayText
 
     sim.record_request('we"ird\\x', latency_sec=0.2)

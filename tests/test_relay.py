@@ -23,13 +23,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from opta_exporter.config import Config
-from opta_exporter.relay import (
-    NOT_RELAYED,
-    RELAY_METRICS,
-    RelayCollector,
-    RelayReader,
-    RelayView,
-)
+from opta_exporter.relay import RelayReader, RelayView
+from opta_exporter.relay_collector import NOT_RELAYED, RELAY_METRICS, RelayCollector
 from opta_exporter.relay_parse import RelayParse, parse_lmx_metrics
 from opta_exporter.simulator import LmxSimulator
 from tests.helpers import promtool_check
