@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from opta_exporter.simulator_http import EventHub, LmxHttpServer, WireOptions
+from opta_exporter.simulator_http import LmxHttpServer, WireOptions
+from opta_exporter.simulator_hub import EventHub
 from opta_exporter.simulator_metrics import RequestCounters
 
 BASE_MEMORY_GB = 2.0  # what LMX itself holds with no model loaded

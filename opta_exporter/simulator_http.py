@@ -1,4 +1,4 @@
-"""The wire half of the LMX stand-in: event fan-out and the admin HTTP handler.
+"""The admin HTTP side of the LMX stand-in: routes, the key check, JSON and the SSE response.
 
 Standard library only. Every behaviour here copies something a running LMX does on the
 wire (see lmx-protocol.md); the model state behind the JSON lives in simulator.py.
@@ -21,12 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from opta_exporter.simulator_hub import EventHub, Subscriber, heartbeat_frame
+
 ROUTES = ("/admin/events", "/admin/status", "/admin/memory", "/admin/metrics")
-
-
-def heartbeat_frame() -> bytes:
-    """LMX's idle heartbeat: a named event carrying only the server's wall clock."""
-    return f"event: heartbeat\ndata: {json.dumps({'timestamp': time.time()})}\n\n".encode()
 
 
 class CaseInsensitiveHeaders(dict[str, str]):
@@ -45,78 +42,6 @@ class CaseInsensitiveHeaders(dict[str, str]):
 
     def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
         return super().get(self._key(key), default)
-
-
-@dataclass(eq=False)
-class Subscriber:
-    """One open /admin/events response; `closing` makes its handler end the stream."""
-
-    queue: queue.Queue[bytes | None]
-    closing: bool = False
-
-
-class EventHub:
-    """LMX's event bus: bounded per-subscriber queues, a slot limit, zombies on overflow.
-
-    A publish that finds a queue full unsubscribes that client but leaves its response
-    open, exactly like LMX: the stream then carries heartbeats only, forever.
-    """
-
-    def __init__(
-        self, cond: threading.Condition, *, queue_size: int, capacity: int, zombie_on_overflow: bool
-    ) -> None:
-        self.cond = cond
-        self._maxsize = queue_size if zombie_on_overflow else 0
-        self._capacity = capacity
-        self.live: set[Subscriber] = set()
-        self.zombies: set[Subscriber] = set()
-        self.connections_total = 0
-        self.events_published = 0
-        self.shut = False  # set by stop(): a handler that subscribes late ends at once
-
-    def subscribe(self) -> Subscriber | None:
-        """A new subscriber, or None when every outside slot is taken (LMX still says 200)."""
-        with self.cond:
-            self.connections_total += 1
-            self.cond.notify_all()
-            if self.shut:
-                return Subscriber(queue.Queue(), closing=True)
-            if len(self.live) >= self._capacity:
-                return None
-            sub = Subscriber(queue.Queue(maxsize=self._maxsize))
-            self.live.add(sub)
-            return sub
-
-    def drop(self, sub: Subscriber) -> None:
-        with self.cond:
-            self.live.discard(sub)
-            self.zombies.discard(sub)
-            self.cond.notify_all()
-
-    def publish(self, frame: bytes) -> None:
-        with self.cond:
-            self.events_published += 1
-            for sub in list(self.live):
-                try:
-                    sub.queue.put_nowait(frame)
-                except queue.Full:
-                    self.live.discard(sub)
-                    self.zombies.add(sub)
-            self.cond.notify_all()
-
-    def end(self, sub: Subscriber) -> None:
-        """Make one stream's handler finish; a full queue needs no wake-up."""
-        with self.cond:
-            sub.closing = True
-            with contextlib.suppress(queue.Full):
-                sub.queue.put_nowait(None)
-
-    def close_all(self, *, shut: bool = False) -> None:
-        """End every stream, zombies included."""
-        with self.cond:
-            self.shut = self.shut or shut
-            for sub in self.live | self.zombies:
-                self.end(sub)
 
 
 @dataclass(frozen=True)
