@@ -20,6 +20,7 @@ from opta_exporter.state import Snapshot
 from opta_exporter.store import Store
 
 log = logging.getLogger(__name__)
+CONFIRM_AFTER = 1.0  # seconds before a disagreeing snapshot is read again
 
 
 class SnapshotError(Exception):
@@ -110,6 +111,16 @@ class Snapshotter:
     def fetch(self) -> Snapshot:
         return parse_snapshot(self._get("/admin/status"), self._get("/admin/memory"))
 
+    def disagrees(self) -> bool:
+        """A read-only look: would a resync now change the model set?"""
+        with self._lock:
+            since = self._store.seq()
+            try:
+                snap = self.fetch()
+            except SnapshotError:
+                return False  # the resync that follows says why, once
+            return self._store.disagrees(snap, since)
+
     def resync(self) -> int | None:
         """Returns the drift (models corrected), or None when LMX could not be read."""
         with self._lock:
@@ -134,8 +145,16 @@ def snapshot_loop(
     stop: threading.Event,
     on_drift: Callable[[int], None],
 ) -> None:
-    """Thread body: a drift seen while the stream is open means events were lost."""
+    """Thread body: a drift seen while the stream is open means events were lost.
+
+    A model event LMX published just before it answered the snapshot may still be on
+    the wire; so a snapshot that disagrees is read again a moment later, and only what
+    still disagrees then counts as drift (and replaces the subscription).
+    """
+    second_look = min(CONFIRM_AFTER, interval / 2)
     while not stop.wait(interval):
+        if snapshotter.disagrees() and stop.wait(second_look):
+            return
         drift = snapshotter.resync()
         if drift:
             on_drift(drift)

@@ -163,6 +163,15 @@ class LmxState:
         self.state_drift += drift
         return drift
 
+    def disagrees(self, snap: Snapshot, since_seq: int) -> bool:
+        """Would `reconcile` change the model set? Read-only, for a second look first."""
+        if not self.synced:
+            return False
+        settled = self.model_seq.get
+        return any(
+            m not in snap.models and settled(m, -1) <= since_seq for m in self.loaded
+        ) or any(m not in self.loaded and settled(m, -1) <= since_seq for m in snap.models)
+
     def apply_snapshot_gauges(self, snap: Snapshot, now: float) -> None:
         if snap.version is not None:
             self.version = snap.version

@@ -90,6 +90,10 @@ class Store:
             self._notify()
             return drift
 
+    def disagrees(self, snap: Snapshot, since_seq: int) -> bool:
+        with self.lock:
+            return self.state.disagrees(snap, since_seq)
+
     def resync_failed(self) -> None:
         with self.lock:
             self.health.resyncs["failure"] += 1

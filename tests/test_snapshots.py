@@ -146,3 +146,60 @@ def test_failed_snapshot_is_counted_and_changes_nothing(
     assert len(warnings) == 1, "a repeated failure is logged once"
     assert "/admin/status" in warnings[0]
     assert all("secret-key" not in r.getMessage() for r in caplog.records)
+
+
+class FakeSnapshotter:
+    """Scripted answers for the interval loop: (disagrees, resync drift) per interval."""
+
+    def __init__(self, script: list[tuple[bool, int]], stop: Any) -> None:
+        self.script, self.stop = list(script), stop
+        self.calls: list[str] = []
+
+    def disagrees(self) -> bool:
+        self.calls.append("look")
+        return self.script[0][0]
+
+    def resync(self) -> int:
+        self.calls.append("resync")
+        drift = self.script.pop(0)[1]
+        if not self.script:
+            self.stop.set()
+        return drift
+
+
+@pytest.mark.parametrize(
+    ("script", "drifts"),
+    [
+        ([(False, 0), (False, 0)], []),
+        ([(True, 0)], []),  # the event was on the wire: the second look agrees
+        ([(True, 2), (False, 0)], [2]),  # still wrong a moment later: lost events
+    ],
+)
+def test_interval_loop_takes_a_second_look_before_calling_it_drift(
+    script: list[tuple[bool, int]], drifts: list[int]
+) -> None:
+    import threading
+
+    from opta_exporter.snapshots import snapshot_loop
+
+    stop = threading.Event()
+    fake = FakeSnapshotter(script, stop)
+    seen: list[int] = []
+    snapshot_loop(fake, 0.001, stop, seen.append)  # type: ignore[arg-type]
+    assert seen == drifts
+    assert fake.calls == ["look", "resync"] * len(script)
+
+
+def test_disagrees_is_read_only_and_honours_the_race_guard() -> None:
+    state = LmxState()
+    assert not state.disagrees(Snapshot(models={"a": 1.0}), 0)  # nothing synced yet
+    state.reconcile(Snapshot(models={"a": 1.0}), 0.0, state.seq)
+    assert not state.disagrees(Snapshot(models={"a": 1.0}), state.seq)
+    assert state.disagrees(Snapshot(models={}), state.seq)
+    assert state.disagrees(Snapshot(models={"a": 1.0, "b": 1.0}), state.seq)
+    since = state.seq
+    from opta_exporter.ingest import ingest
+
+    ingest(state, "model_loaded", '{"model_id": "b"}', 0.0)  # newer than the snapshot
+    assert not state.disagrees(Snapshot(models={"a": 1.0}), since)
+    assert set(state.loaded) == {"a", "b"}
