@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from opta_exporter.state import Snapshot
+
 # A model load through LMX's /admin/models/load, as a running LMX streams it (protocol page).
 LOAD_SEQUENCE = (
     "model_readiness_changed",
@@ -21,6 +23,21 @@ LOAD_SEQUENCE = (
     "model_compatibility_recorded",
     "model_canary_passed",
 )
+
+
+def example_snapshot(models: dict[str, float | None], uptime: float = 5231.4) -> Snapshot:
+    """The /admin/status + /admin/memory example of the protocol page, with these models."""
+    return Snapshot(
+        version="0.1.0",
+        uptime_seconds=uptime,
+        memory_total_gb=512.0,
+        memory_used_gb=61.2,
+        memory_available_gb=450.8,
+        threshold_percent=90,
+        in_flight=1,
+        max_concurrent=4,
+        models=models,
+    )
 
 
 def read_sse(path: Path) -> list[tuple[str, str]]:

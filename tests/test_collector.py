@@ -25,7 +25,7 @@ from opta_exporter.health import CONNECTION_STATES, ExporterHealth
 from opta_exporter.relay_collector import RELAY_METRICS
 from opta_exporter.state import LmxState, Snapshot
 from opta_exporter.store import Store
-from tests.helpers import promtool_check, read_sse
+from tests.helpers import example_snapshot, promtool_check, read_sse
 
 GIB = 1024**3
 WALL = 1_718_000_000.0
@@ -130,17 +130,7 @@ def feed_everything(rig: Rig) -> None:
     rig.ingest("heartbeat", {"timestamp": WALL})
     assert rig.store.ingest("message", "{broken") is not None
     rig.store.reconcile(
-        Snapshot(
-            version="0.1.0",
-            uptime_seconds=100.0,
-            memory_total_gb=512.0,
-            memory_used_gb=61.2,
-            memory_available_gb=450.8,
-            threshold_percent=90,
-            in_flight=1,
-            max_concurrent=4,
-            models={M: 4.62, **{m: 1.0 for m in ODD_IDS}},
-        ),
+        example_snapshot({M: 4.62, **{m: 1.0 for m in ODD_IDS}}, uptime=100.0),
         rig.store.seq(),
     )
     rig.store.set_connection("backoff", 2.0, "eof")
@@ -317,17 +307,7 @@ def test_unloaded_models_series_disappear(rig: Rig) -> None:
 
 def test_snapshot_gauges(rig: Rig) -> None:
     drift = rig.store.reconcile(
-        Snapshot(
-            version="0.1.0",
-            uptime_seconds=5231.4,
-            memory_total_gb=512.0,
-            memory_used_gb=61.2,
-            memory_available_gb=450.8,
-            threshold_percent=90,
-            in_flight=1,
-            max_concurrent=4,
-            models={M: 4.62},
-        ),
+        example_snapshot({M: 4.62}),
         rig.store.seq(),
     )
     assert drift == 0

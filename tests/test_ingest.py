@@ -18,7 +18,7 @@ from opta_exporter.histogram import HistogramFamily
 from opta_exporter.ingest import ingest
 from opta_exporter.state import LmxState, Snapshot
 from opta_exporter.window import ThroughputWindow
-from tests.helpers import LOAD_SEQUENCE, read_sse
+from tests.helpers import LOAD_SEQUENCE, example_snapshot, read_sse
 
 GIB = 1024**3
 NOW = 1_718_000_000.0
@@ -1106,17 +1106,7 @@ def test_reconcile_removes_and_adds_and_counts_drift() -> None:
 def test_reconcile_gauges() -> None:
     state = loaded_state()
     sync(state)
-    snap = Snapshot(
-        version="0.1.0",
-        uptime_seconds=5231.4,
-        memory_total_gb=512.0,
-        memory_used_gb=61.2,
-        memory_available_gb=450.8,
-        threshold_percent=90,
-        in_flight=1,
-        max_concurrent=4,
-        models={M: 4.62, "mlx-community/gemma-3-4b": None},
-    )
+    snap = example_snapshot({M: 4.62, "mlx-community/gemma-3-4b": None})
     assert state.reconcile(snap, NOW, state.seq) == 1
     assert state.version == "0.1.0"
     assert state.start_time == NOW - 5231.4
