@@ -6,10 +6,12 @@ when Prometheus asks for it) and gzip behave exactly as in every Python exporter
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import html
 import json
 import logging
+import selectors
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -165,12 +167,8 @@ class MetricsServer:
             self._httpd.socket = web.tls.wrap_socket(
                 self._httpd.socket, server_side=True, do_handshake_on_connect=False
             )
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.5},
-            name="http",
-            daemon=True,
-        )
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
     @property
     def port(self) -> int:
@@ -179,7 +177,20 @@ class MetricsServer:
     def start(self) -> None:
         self._thread.start()
 
+    def _serve(self) -> None:
+        """serve_forever wakes every poll interval to look for a shutdown request (the
+        idle exporter's largest cost after the heartbeats); this loop sleeps until a
+        client connects or stop() writes to the wake-up socket."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._httpd, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while all(key.fileobj is self._httpd for key, _ in selector.select()):
+                self._httpd.handle_request()  # ready: accepts at once, a thread serves it
+
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
         self._thread.join(timeout=2.0)
+        self._httpd.server_close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -15,6 +15,7 @@ import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import requests
@@ -193,7 +194,7 @@ class StreamConsumer:
         last_event = clock.monotonic()
         oversize = 0
         try:
-            for chunk in chunks(resp):
+            for chunk in chunks(resp, self._config.batch_window, clock.monotonic, time.sleep):
                 self._empty_closes = 0
                 events = parser.feed(chunk)
                 # id: and retry: count even in a block without data (WHATWG)

@@ -1,0 +1,48 @@
+"""Read pacing: a busy stream is read once per window; a burst or a lone event never waits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from opta_exporter.wire import PACED_BELOW, paced
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 6))
+        self.now += seconds
+
+
+def run(reads: list[tuple[bytes, float]], window: float = 0.04) -> FakeTime:
+    """Each read takes the given seconds to handle before the next one is asked for."""
+    fake = FakeTime()
+    costs = iter(cost for _, cost in reads)
+
+    def source() -> Iterator[bytes]:
+        yield from (data for data, _ in reads)
+
+    for _ in paced(source(), window, fake.clock, fake.wait):
+        fake.now += next(costs)
+    return fake
+
+
+def test_after_a_small_read_the_rest_of_the_window_passes_first() -> None:
+    fake = run([(b"event", 0.001), (b"event", 0.0), (b"event", 0.05)])
+    assert fake.waits == [0.039, 0.04]  # the third read took longer than the window
+
+
+def test_a_large_read_is_followed_at_once() -> None:
+    fake = run([(b"x" * PACED_BELOW, 0.0), (b"x" * (PACED_BELOW - 1), 0.0)])
+    assert fake.waits == [0.04]
+
+
+def test_no_read_no_wait_and_no_window_no_wait() -> None:
+    assert run([]).waits == []
+    assert run([(b"event", 0.0)] * 3, window=0.0).waits == []
