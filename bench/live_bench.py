@@ -48,19 +48,40 @@ def _until_visible(
     raise TimeoutError(f"{name}{labels} did not reach {value} on /metrics")
 
 
+IN_WINDOW_GAP = 0.005  # the probe follows a filler event by this much
+
+
 def prompt_delivery(chunked: bool, probes_count: int) -> Json:
-    """Server hands one small event to the wire -> the exporter's state -> /metrics."""
-    to_state, to_metrics = [], []
+    """Server hands one small event to the wire -> the exporter's state -> /metrics: a lone
+    event, and one that lands 5 ms into the batch window a filler event opened (the
+    longest any event waits, by design)."""
+    to_state, to_metrics, in_window = [], [], []
     pause = threading.Event()
     with lmx_and_exporter({"chunked": chunked}) as (sim, exp, url), requests.Session() as s:
-        for i in range(1, probes_count + 1):
-            pending = exp.send(probes.wait_state, partial(probes.config_reloads_at_least, i))
-            published = sim.call(probes.publish_probe)
-            to_state.append(1e3 * (pending.result() - published))
-            seen = _until_visible(s, url, float(i), "opta_lmx_config_reloads_total")
-            to_metrics.append(1e3 * (seen - published))
-            pause.wait(0.05)
-    return {"state_ms": summary(to_state, 2), "metrics_ms": summary(to_metrics, 2)}
+        reloads = 0
+        for _ in range(probes_count):
+            for publish in (
+                probes.publish_probe,
+                partial(probes.publish_in_window, gap=IN_WINDOW_GAP),
+            ):
+                reloads += 1
+                pending = exp.send(
+                    probes.wait_state, partial(probes.config_reloads_at_least, reloads)
+                )
+                published = sim.call(publish)
+                arrived = pending.result()
+                seen = _until_visible(s, url, float(reloads), "opta_lmx_config_reloads_total")
+                if publish is probes.publish_probe:
+                    to_state.append(1e3 * (arrived - published))
+                    to_metrics.append(1e3 * (seen - published))
+                else:
+                    in_window.append(1e3 * (seen - published))
+                pause.wait(0.1)  # past the window: the next lone probe is read at once
+    return {
+        "state_ms": summary(to_state, 2),
+        "metrics_ms": summary(to_metrics, 2),
+        "in_window_metrics_ms": summary(in_window, 2),
+    }
 
 
 def scrape_cost(model_counts: tuple[int, ...], scrapes: int) -> list[Json]:
@@ -132,6 +153,28 @@ def cpu_cost(seconds: float, rate: float, heartbeat: float) -> Json:
         }
         idle |= _window(start, end, (threads, exp.call(probes.thread_cpus)))
     return {"active": active, "idle": idle}
+
+
+def reference_cost(seconds: float, rate: float, window: float) -> Json:
+    """The floor in the same run: a minimal Python reader (probes.read_minimal) of the same
+    simulator at the same rate, reading every event at once and paced like the exporter."""
+    out: Json = {}
+    count = round(rate * seconds)
+    with Agent("lmx", probes.make_sim, probes.stop_sim) as sim:
+        url = sim.call(probes.sim_url)
+        for name, pace in (("unpaced", 0.0), ("paced", window)):
+            with Agent("reader", probes.make_reader, probes.close_reader) as ref:
+                ref.call(probes.connect, url)
+                sim.call(probes.wait_subscribers, 1)
+                pending = ref.send(probes.read_minimal, count, pace)
+                sim.call(probes.publish_paced, count, rate, 50)
+                start, end = pending.result()
+                out[name] = {
+                    "window_s": pace,
+                    "events": end.events,
+                    "cpu_percent": round(100 * (end.cpu - start.cpu) / (end.mono - start.mono), 4),
+                }
+    return out
 
 
 def bursts(count: int, size: int, rate: float, sustained_seconds: float) -> Json:

@@ -266,6 +266,36 @@ def read_transport(reader: Reader, count: int, expected_bytes: int) -> Mark:
     return done
 
 
+def read_minimal(reader: Reader, count: int, window: float) -> tuple[Mark, Mark]:
+    """The floor for any Python consumer here: read1 on the connection's reader, split at
+    blank lines, json.loads and one dict update per event, and nothing else (no framing
+    checks, no state); with `window` > 0 paced as the exporter paces. Marks at the start
+    and once `count` events other than heartbeats were read."""
+    assert reader.resp is not None
+    fp = reader.resp.raw._fp.fp  # type: ignore[union-attr]
+    counts: dict[str, int] = {}
+    seen, tail = 0, b""
+    start = mark()
+    while seen < count:
+        data = fp.read1(65536)
+        read_at = time.monotonic()
+        if not data:
+            break
+        *blocks, tail = (tail + data).split(b"\n\n")
+        for block in blocks:
+            head, _, body = block.partition(b"data: ")
+            if b"heartbeat" not in head:
+                event = json.loads(body)
+                key = str(event.get("type", event.get("model_id")))
+                counts[key] = counts.get(key, 0) + 1
+                seen += 1
+        if window > 0 and len(data) < 8192 and (rest := read_at + window - time.monotonic()) > 0:
+            time.sleep(rest)
+    end = mark(seen)
+    reader.close()
+    return start, end
+
+
 # -- the simulator ------------------------------------------------------------------
 def make_sim(**kwargs: Any) -> LmxSimulator:
     sim = LmxSimulator(**kwargs)
@@ -295,6 +325,14 @@ def publish_probe(sim: LmxSimulator) -> float:
     now = time.monotonic()
     sim.publish("config_reloaded", {"routing_aliases": 0, "memory_threshold": 90})
     return now
+
+
+def publish_in_window(sim: LmxSimulator, gap: float) -> float:
+    """A filler event, then the probe `gap` seconds later: the probe lands inside the
+    exporter's batch window (its worst case); returns the probe's publish time."""
+    sim.publish_envelope("throughput", {"timestamp": time.time(), "tokensPerSecond": 42.0})
+    threading.Event().wait(gap)
+    return publish_probe(sim)
 
 
 def publish_paced(sim: LmxSimulator, count: int, rate: float, seed: int) -> tuple[float, float]:

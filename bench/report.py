@@ -115,7 +115,10 @@ def targets(r: Json) -> list[Json]:
     ing, cost = r["ingestion"], r["cost"]
     ratio = ing["exporter"]["ratio_to_baseline"]["median"]
     prompt = r["prompt_delivery"]
-    worst = {k: prompt[k]["metrics_ms"]["max"] for k in ("chunked", "close_delimited")}
+    worst = {
+        k: max(prompt[k]["metrics_ms"]["max"], prompt[k]["in_window_metrics_ms"]["max"])
+        for k in ("chunked", "close_delimited")
+    }
     at_100 = max(
         (row for row in r["scrape"] if row["models_offered"] == 100), key=lambda row: row["p99_ms"]
     )
@@ -127,9 +130,10 @@ def targets(r: Json) -> list[Json]:
     rows = [
         ("ingestion >= 0.8x bare baseline (required)", f"{ratio:.2f}x", ratio >= 0.8),
         ("ingestion >= 1.0x bare baseline (aim)", f"{ratio:.2f}x", ratio >= 1.0),
-        ("prompt delivery <= 50 ms, chunked (max)", f"{worst['chunked']:.1f} ms",
+        ("prompt delivery <= 50 ms, chunked (max, lone or in a batch window)",
+         f"{worst['chunked']:.1f} ms",
          worst["chunked"] <= 50.0),
-        ("prompt delivery <= 50 ms, close-delimited (max)",
+        ("prompt delivery <= 50 ms, close-delimited (max, lone or in a batch window)",
          f"{worst['close_delimited']:.1f} ms", worst["close_delimited"] <= 50.0),
         ("<= 0.5 % of a core at 50 events/s", f"{cost['active']['cpu_percent']:.3f} %",
          cost["active"]["cpu_percent"] <= 0.5),
@@ -182,6 +186,10 @@ def table(r: Json) -> str:
             f"| prompt delivery, {key.replace('_', '-')}: to /metrics | "
             f"{_fmt(p[key]['metrics_ms'], ' ms', 1)} |"
         )
+        lines.append(
+            f"| prompt delivery, {key.replace('_', '-')}: 5 ms into a batch window, to /metrics | "
+            f"{_fmt(p[key]['in_window_metrics_ms'], ' ms', 1)} |"
+        )
     for row in r["scrape"]:
         lines.append(
             f"| scrape, {row['format']}, {row['models_offered']} models "
@@ -197,6 +205,10 @@ def table(r: Json) -> str:
         f"{c['active']['cpu_percent']:.3f} % of a core |",
         f"| CPU on heartbeats only ({c['idle']['seconds']:.0f} s, "
         f"{c['idle']['heartbeats']} heartbeats) | {c['idle']['cpu_percent']:.3f} % of a core |",
+        f"| the floor: a minimal Python reader at {c['active']['rate']:g} events/s, each event "
+        f"at once / paced ({1e3 * c['floor']['paced']['window_s']:g} ms) | "
+        f"{c['floor']['unpaced']['cpu_percent']:.3f} % / {c['floor']['paced']['cpu_percent']:.3f} "
+        "% of a core |",
         f"| RSS after start / after {c['rss']['events']:,} events / peak | "
         f"{c['rss']['start_mb']:.1f} / {c['rss']['end_mb']:.1f} / {c['rss']['peak_mb']:.1f} MB |",
     ]

@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the package i
 from bench import feed, ingest_bench, live_bench
 from bench.agents import Agent
 from bench.report import Json, machine, table, targets
+from opta_exporter.config import Config
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,10 @@ def run(mode: str, log: bool = True) -> Json:
     step("CPU at 50 events/s and on heartbeats")
     result["cost"] = live_bench.cpu_cost(sizes.cpu_seconds, sizes.cpu_rate, sizes.heartbeat)
     result["cost"]["rss"] = rss
+    step("the floor: a minimal Python reader at the same rate")
+    result["cost"]["floor"] = live_bench.reference_cost(
+        sizes.cpu_seconds, sizes.cpu_rate, Config().batch_window
+    )
     step("bursts")
     result["bursts"] = live_bench.bursts(
         sizes.bursts, sizes.burst_size, sizes.burst_rate, sizes.sustained_seconds

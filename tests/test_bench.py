@@ -60,6 +60,7 @@ def test_tiny_run_produces_table_and_json_of_the_documented_shape(
     for framing in ("chunked", "close_delimited"):
         _stats(r["prompt_delivery"][framing]["state_ms"])
         _stats(r["prompt_delivery"][framing]["metrics_ms"])
+        _stats(r["prompt_delivery"][framing]["in_window_metrics_ms"])
     assert [(row["format"], row["models_offered"]) for row in r["scrape"]] == [
         ("openmetrics", 3),
         ("text", 3),
@@ -74,6 +75,12 @@ def test_tiny_run_produces_table_and_json_of_the_documented_shape(
         assert _positive(cost[window]["cpu_percent"])
         assert "stream" in cost[window]["thread_cpu_percent"]
     assert cost["active"]["events"] > 0
+    floor = cost["floor"]
+    assert floor["unpaced"]["window_s"] == 0.0
+    assert floor["paced"]["window_s"] == Config().batch_window
+    for pace in ("unpaced", "paced"):
+        assert floor[pace]["events"] == cost["active"]["events"]
+        assert _positive(floor[pace]["cpu_percent"])
     rss = cost["rss"]
     assert all(_positive(rss[k]) for k in ("events", "start_mb", "end_mb", "peak_mb"))
     assert len(rss["after_each_block_mb"]) == r["sizes"]["memory_blocks"]
