@@ -1,123 +1,217 @@
 """The exporter's own families, written straight from a state copy.
 
 prometheus_client builds a Sample object, a label dict and an escaped label string for
-every one of the ~3,700 samples 100 models make (36 ms a scrape, 55 ms in OpenMetrics);
-writing the same text from the tables, escaping each model id once, takes a few ms. The
-output parses to exactly what the client library writes (tests/test_exposition.py), and
-the library still serves everything else: negotiation, the relay's families, `name[]`.
+every one of the ~3,700 samples 100 models make (36 ms a scrape, 55 ms in OpenMetrics).
+Per-line Python work is the cost, so each family keeps the text between its numbers
+until its label sets change, and a scrape only spells the numbers, with C-level `map`s,
+into those slots and joins. The output is byte-identical to the library's
+(tests/test_exposition.py); the library still serves everything else: negotiation, the
+relay's families, `name[]`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from functools import lru_cache
+from itertools import accumulate, chain, repeat
+from operator import add, attrgetter, itemgetter
+from struct import pack
+from typing import NamedTuple
 
 from prometheus_client.utils import floatToGoString
 
-from opta_exporter.collector import MetricSpec, Table
+from opta_exporter.collector import MetricSpec, Sample, Table
 from opta_exporter.histogram import HistogramFamily, Series
 
-# Below this a whole number is spelled "<n>.0" by the library (Go-style exponents start
-# at 1e6), so it can be written without the library's call.
-_EXACT = 10**6
-# The library's own float spelling (`+Inf`, Go-style exponents), typed for mypy.
-_fmt: Callable[[float], str] = floatToGoString
+# Below this the library spells a finite float as repr does (an int count c as f"{c}.0");
+# from there on it switches to Go-style exponents.
+_EXACT = 1e6
+# The library's own spelling, typed for mypy; cached, as the big values (bytes, token
+# totals) mostly repeat from one scrape to the next.
+_go: Callable[[float], str] = lru_cache(maxsize=4096)(floatToGoString)
+# Counts below this are spelled by looking up a table of `str`s, a third of str's cost
+# (the table grows with the counts: 2 MB at most).
+_TABLE = 1 << 14
+
+Keys = tuple[tuple[str, ...], ...]
+_label_values: Callable[[Sample], tuple[str, ...]] = itemgetter(0)
+_value: Callable[[Sample], float] = itemgetter(1)
+_counts: Callable[[Series], list[int]] = attrgetter("counts")
+_total: Callable[[Series], float] = attrgetter("total")
 
 
+@lru_cache(maxsize=4096)  # model ids recur in many families
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-SeriesKey = tuple[str, tuple[str, ...]]
-LabelKey = tuple[tuple[str, ...], tuple[str, ...]]
+def _plain(values: Sequence[float]) -> bool:
+    """Whether repr spells every value as the library does: all finite and below 1e6 (a
+    NaN or ±inf makes the sum NaN or inf; so does an overflow, which is merely slower)."""
+    total = sum(values)
+    return total - total == 0 and max(values) < _EXACT
+
+
+def _spell(value: float) -> str:
+    value = float(value)
+    return repr(value) if value < _EXACT and value - value == 0 else _go(value)
+
+
+class _Lines(NamedTuple):
+    """A family's fixed text for one list of label sets, in one format."""
+
+    spec: MetricSpec
+    keys: Keys
+    bounds: tuple[float, ...] | None  # a histogram's
+    # The text between the numbers, with an empty slot for each number (the list is
+    # copied, never changed): the header and first line's start, then each line's end
+    # and the next one's start. After an int count the end is ".0\n", so `str` spells it.
+    slots: list[str]
+
+
+class _Family(NamedTuple):
+    lines: _Lines
+    seen: object  # what `text` was written from: equal again, the text is the same
+    text: str
 
 
 class Exposition:
-    """Writes the tables; keeps each histogram series' lines until the series changes.
+    """Writes the tables; keeps each family's fixed text until its label sets change, and
+    its text until a number changes.
 
-    Histogram lines are two thirds of a scrape at 100 models, and between two scrapes
-    most series see no new observation. Concurrent scrapes each build a fresh cache from
-    the last one and swap it in whole, so no lock is needed.
+    Concurrent scrapes may render at once: entries are immutable and replaced whole (a
+    dict item assignment), so no lock is needed.
     """
 
     def __init__(self) -> None:
-        self._histograms: dict[SeriesKey, tuple[int, float, str]] = {}
-        self._labelsets: dict[LabelKey, str] = {}  # (names, values) -> "{...}", escaped
+        self._families: dict[tuple[str, bool], _Family] = {}
+        self._ints: dict[int, str] = {}  # str(n) for every n below its length
 
     def render(self, tables: list[tuple[MetricSpec, Table]], openmetrics: bool) -> str:
         """Text format 0.0.4, or OpenMetrics 1.0 without its closing `# EOF` (the caller
         appends more families first)."""
+        families = self._families
         out: list[str] = []
-        escaped: dict[str, str] = {}
-        previous, cache = self._histograms, {}
-        known: dict[LabelKey, str] = self._labelsets
-        seen: dict[LabelKey, str] = {}
-
-        def labels(names: tuple[str, ...], values: tuple[str, ...]) -> list[tuple[str, str]]:
-            """Sorted by name, as the library writes them."""
-            pairs = []
-            for name, value in zip(names, values, strict=True):
-                esc = escaped.get(value)
-                if esc is None:
-                    esc = escaped[value] = _escape(value)
-                pairs.append((name, f'{name}="{esc}"'))
-            pairs.sort()
-            return pairs
-
         for spec, table in tables:
-            name, kind = spec.name, spec.kind
-            header = name
-            if kind == "counter" and openmetrics:
-                header = name.removesuffix("_total")
-            help_text = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
-            if openmetrics:
-                help_text = help_text.replace('"', '\\"')
-            out.append(f"# HELP {header} {help_text}\n# TYPE {header} {kind}\n")
+            old = families.get((spec.name, openmetrics))
             if isinstance(table, HistogramFamily):
-                les = [f'le="{le}"' for le in table.les]
-                for values, series in table.series.items():
-                    key, count = (name, values), sum(series.counts)
-                    hit = previous.get(key)
-                    if hit is None or hit[0] != count or hit[1] != series.total:
-                        lines = _histogram_lines(name, les, labels(spec.labels, values), series)
-                        hit = (count, series.total, lines)
-                    cache[key] = hit
-                    out.append(hit[2])
-                continue
-            for values, value in table:
-                braces = ""
-                if values:
-                    braces = seen.get((spec.labels, values)) or known.get((spec.labels, values), "")
-                    if not braces:
-                        plain = ",".join(text for _, text in labels(spec.labels, values))
-                        braces = f"{{{plain}}}"
-                    seen[spec.labels, values] = braces
-                if 1.0 <= value < _EXACT and value.is_integer():
-                    number = f"{int(value)}.0"
-                elif value == 0.0:
-                    number = repr(float(value))  # keeps the sign of -0.0, as the library does
-                else:
-                    number = _fmt(value)
-                out.append(f"{name}{braces} {number}\n")
-        self._histograms, self._labelsets = cache, seen
+                new = _histogram(old, spec, table, openmetrics, self._spell_ints)
+            else:
+                new = _samples(old, spec, table, openmetrics)
+            if new is not old:
+                families[spec.name, openmetrics] = new
+            out.append(new.text)
         return "".join(out)
 
+    def _spell_ints(self, ints: list[int], top: int) -> list[str]:
+        """`str` of each int (`top` is the largest): looked up below _TABLE. The table
+        only gains entries, each always the same, so concurrent scrapes may share it."""
+        table = self._ints
+        if len(table) <= top < _TABLE:  # counts grow: spell ahead
+            table.update({n: str(n) for n in range(len(table), min(2 * top + 1, _TABLE))})
+        if top < len(table):
+            with suppress(KeyError):
+                return list(map(table.__getitem__, ints))
+        return list(map(str, ints))
 
-def _histogram_lines(
-    name: str, les: list[str], pairs: list[tuple[str, str]], series: Series
-) -> str:
-    """`le` sorts among the labels as the library sorts it."""
-    before = "".join(f"{text}," for label, text in pairs if label < "le")
-    after = "".join(f",{text}" for label, text in pairs if label > "le")
-    out, running = [], 0
-    for le, count in zip(les, series.counts, strict=True):
-        running += count
-        # an int count is what repr(float) spells as "<n>.0", minus its call
-        value = f"{running}.0" if running < _EXACT else _fmt(running)
-        out.append(f"{name}_bucket{{{before}{le}{after}}} {value}\n")
-    plain = ",".join(text for _, text in pairs)
-    braces = f"{{{plain}}}" if plain else ""
-    out.append(f"{name}_count{braces} {_fmt(running)}\n{name}_sum{braces} {_fmt(series.total)}\n")
-    return "".join(out)
+
+def _samples(old: _Family | None, spec: MetricSpec, table: list[Sample], om: bool) -> _Family:
+    """Counters and gauges, a line per sample."""
+    rows = tuple(table)  # a copy: the caller's list may change
+    seen = (rows, pack(f"{len(rows)}d", *map(_value, rows)))  # packed: 0.0 == -0.0
+    if old is not None and old.seen == seen and _same(old.lines.spec, spec):
+        return old
+    lines = _fitting(old, spec, tuple(map(_label_values, rows)), None, om)
+    floats = tuple(map(float, map(_value, rows)))
+    text = lines.slots.copy()
+    text[1::2] = map(repr, floats) if not floats or _plain(floats) else map(_spell, floats)
+    return _Family(lines, seen, "".join(text))
+
+
+def _histogram(
+    old: _Family | None,
+    spec: MetricSpec,
+    table: HistogramFamily,
+    om: bool,
+    spell_ints: Callable[[list[int], int], list[str]],
+) -> _Family:
+    """A series' lines: its cumulative bucket counts, `_count` (the last of them), `_sum`."""
+    series = table.series.values()
+    counts = tuple(map(tuple, map(_counts, series)))
+    sums = tuple(map(_total, series))
+    lines = _fitting(old, spec, tuple(table.series), table.bounds, om)
+    if old is not None and lines is old.lines and old.seen == (counts, sums) and 0.0 not in sums:
+        return old  # (a sum of 0.0 might now be -0.0)
+    text = lines.slots.copy()
+    if sums:
+        width = len(table.bounds) + 3  # numbers a series: buckets, _count, _sum
+        # cumulative counts, then the count again twice: for _count, and _sum's place
+        ints = list(chain.from_iterable(map(accumulate, map(add, counts, repeat((0, 0))))))
+        top = max(ints[width - 2 :: width])  # counts only grow: a series' count is its largest
+        text[1::2] = spell_ints(ints, top)
+        plain = _plain(sums)
+        text[2 * width - 1 :: 2 * width] = (
+            map(repr, map(float, sums)) if plain else map(_spell, sums)
+        )
+        if top >= _EXACT:  # spelled with an exponent, so without the ".0" that follows
+            for i, count in enumerate(ints):
+                if count >= _EXACT and i % width != width - 1:
+                    text[2 * i + 1] = _go(count)
+                    text[2 * i + 2] = text[2 * i + 2].removeprefix(".0")
+    return _Family(lines, (counts, sums), "".join(text))
+
+
+def _same(kept: MetricSpec, spec: MetricSpec) -> bool:
+    return kept is spec or kept == spec
+
+
+def _fitting(
+    old: _Family | None, spec: MetricSpec, keys: Keys, bounds: tuple[float, ...] | None, om: bool
+) -> _Lines:
+    """The family's last fixed text, unless its label sets changed."""
+    if old is not None:
+        lines = old.lines
+        if lines.keys == keys and lines.bounds == bounds and _same(lines.spec, spec):
+            return lines
+    return _lines(spec, keys, bounds, om)
+
+
+def _lines(
+    spec: MetricSpec, keys: Keys, bounds: tuple[float, ...] | None, openmetrics: bool
+) -> _Lines:
+    """Labels sorted by name (`le` among them), as the library writes them."""
+    name, labels = spec.name, spec.labels
+    header = name.removesuffix("_total") if spec.kind == "counter" and openmetrics else name
+    help_text = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
+    if openmetrics:
+        help_text = help_text.replace('"', '\\"')
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    split = sum(label < "le" for label in labels)  # labels before `le`
+    les = (*(repr(float(b)) for b in bounds or ()), "+Inf")
+    # each line's text before its number, and after it
+    starts: list[str] = []
+    ends: list[str] = []
+    tail = [*([".0\n"] * (len(les) + 1)), "\n"]  # a series' ends: int counts, then _sum
+    for values in keys:
+        if len(values) != len(labels):
+            raise ValueError(f"{name}: label values {values!r} for labels {labels!r}")
+        pairs = [f'{labels[i]}="{_escape(values[i])}"' for i in order]
+        braces = f"{{{','.join(pairs)}}}" if pairs else ""
+        if bounds is None:
+            starts.append(f"{name}{braces} ")
+            ends.append("\n")
+            continue
+        before = "".join(f"{pair}," for pair in pairs[:split])
+        after = "".join(f",{pair}" for pair in pairs[split:])
+        bucket, close = f'{name}_bucket{{{before}le="', f'"{after}}} '
+        starts += [f"{bucket}{le}{close}" for le in les]
+        starts += (f"{name}_count{braces} ", f"{name}_sum{braces} ")
+        ends += tail
+    slots = [""] * (2 * len(starts) + 1)
+    head = f"# HELP {header} {help_text}\n# TYPE {header} {spec.kind}\n"
+    slots[::2] = map(add, [head, *ends], [*starts, ""])
+    return _Lines(spec, keys, bounds, slots)
 
 
 def render(tables: list[tuple[MetricSpec, Table]], openmetrics: bool) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -12,14 +14,22 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
-from opta_exporter.collector import LmxCollector, tables
+from opta_exporter.collector import LmxCollector, MetricSpec, Sample, Table, tables
 from opta_exporter.daemon import Exporter
-from opta_exporter.exposition import render
+from opta_exporter.exposition import Exposition, render
 from opta_exporter.health import ExporterHealth
+from opta_exporter.histogram import HistogramFamily, Series
 from opta_exporter.simulator import LmxSimulator
 from opta_exporter.state import LmxState
 from opta_exporter.store import Store
@@ -224,3 +234,183 @@ def test_numbers_are_spelled_as_the_library_spells_them(numbers: list[float]) ->
     registry = CollectorRegistry()
     registry.register(One())
     assert render([(spec, table)], False) == generate_latest(registry).decode()
+
+
+# -- the cached templates against the library, table by table ---------------------------
+GAUGE = MetricSpec("x_value", "gauge", ("model", "kind"), "A gauge, 100% sure.")
+COUNTER = MetricSpec("x_things_total", "counter", ("model",), 'Things "counted".')
+HISTOGRAM = MetricSpec("x_seconds", "histogram", ("model", "z"), "A histogram.")
+PERCENT = ["50% off", "%s %d %%", "%(x)s", "%"]
+Tables = list[tuple[MetricSpec, Table]]
+
+
+def library_text(families: Tables, openmetrics: bool) -> str:
+    """What the client library writes for the tables, as collector.py hands them over."""
+
+    class Families(Collector):
+        def collect(self) -> list[Metric]:
+            out: list[Metric] = []
+            for spec, table in families:
+                names = list(spec.labels)
+                if isinstance(table, HistogramFamily):
+                    histogram = HistogramMetricFamily(spec.name, spec.help, labels=names)
+                    for labels, series in table.series.items():
+                        histogram.add_metric(
+                            list(labels),
+                            buckets=series.cumulative(table.bounds),
+                            sum_value=series.total,
+                        )
+                    out.append(histogram)
+                    continue
+                kind = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
+                family = kind(spec.name, spec.help, labels=names)
+                for labels, value in table:
+                    family.add_metric(list(labels), value)
+                out.append(family)
+            return out
+
+    registry = CollectorRegistry()
+    registry.register(Families())
+    if openmetrics:
+        text: bytes = om_exposition.generate_latest(registry)  # type: ignore[no-untyped-call]
+        return text.decode()
+    return generate_latest(registry).decode()
+
+
+def assert_library_text(exposition: Exposition, families: Tables) -> None:
+    for openmetrics in (False, True):
+        ours = exposition.render(families, openmetrics) + ("# EOF\n" if openmetrics else "")
+        assert ours == library_text(families, openmetrics)
+
+
+def test_a_reused_exposition_follows_label_sets_and_values() -> None:
+    """Series come and go, reorder and change value between renders of one Exposition."""
+    exposition = Exposition()
+    models = ["a", *PERCENT, 'q"\\\n']
+    for step in range(6):
+        present = models[step % 3 :: 1 + step % 2]
+        if step == 4:
+            present = list(reversed(present))
+        families: Tables = [
+            (GAUGE, [((m, k), float(step * i)) for i, m in enumerate(present) for k in "xy"]),
+            (COUNTER, [((m,), 10.0**step + i) for i, m in enumerate(present)]),
+            (
+                HISTOGRAM,
+                HistogramFamily(
+                    (0.5, 1, 2.5),
+                    {
+                        (m, "z"): Series([step, i, 0, step * i], 0.1 * step * i)
+                        for i, m in enumerate(present)
+                    },
+                ),
+            ),
+            (MetricSpec("x_empty", "gauge", (), "None yet."), [] if step % 2 else [((), 1.0)]),
+        ]
+        assert_library_text(exposition, families)
+        assert_library_text(exposition, families)  # unchanged: the kept text
+
+
+AWKWARD = [
+    0.0, -0.0, 1.0, -1.0, 5, 1e-9, 999_999.0, 999_999.999_999_999_9, 1e6, 1e6 + 0.5,
+    123_456_789.0, 1e16, 1e22, -1e7, math.inf, -math.inf, math.nan, 4e9,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", AWKWARD, ids=repr)
+def test_awkward_numbers_in_a_plain_family(value: float) -> None:
+    """A value spelled with an exponent, NaN or ±Inf sends its family the slow way; -0.0
+    after 0.0 is a change, though the two compare equal."""
+    exposition = Exposition()
+    for values in ([0.5, 0.0, 2.0], [0.5, value, 2.0], [0.5, -0.0, 2.0], [0.5, value, 2.0]):
+        table: list[Sample] = [((m, "k"), v) for m, v in zip(PERCENT[:3], values, strict=True)]
+        assert_library_text(exposition, [(GAUGE, table)])
+
+
+def test_histogram_counts_and_sums_past_a_million() -> None:
+    exposition = Exposition()
+    for count, total in [
+        (5, 0.25),
+        (999_999, 1e6 - 1),
+        (1_000_000, 1e6),
+        (20_000_000, math.inf),
+        (3, math.nan),
+        (70_000, -2.5),
+        (0, -0.0),
+        (0, 0.0),
+    ]:
+        family = HistogramFamily(
+            (0.1, 1.0, 10.0),
+            {
+                ("big", PERCENT[1]): Series([count, 1, 999_999, 2], total),
+                ("small", "z"): Series([1, 2, 3, 4], 1.5),
+            },
+        )
+        assert_library_text(exposition, [(HISTOGRAM, family)])
+
+
+def test_negative_counts_and_an_inf_only_histogram() -> None:
+    """Neither comes from the state, but the spelling holds."""
+    families: Tables = [
+        (HISTOGRAM, HistogramFamily((1.0,), {("m", "z"): Series([-3, 5], -1.0)})),
+        (
+            MetricSpec("x_only_inf", "histogram", (), "h."),
+            HistogramFamily((), {(): Series([7], 7.0)}),
+        ),
+    ]
+    assert_library_text(Exposition(), families)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 2_000_000), min_size=4, max_size=4),
+            st.floats(allow_nan=True, allow_infinity=True),
+        ),
+        max_size=6,
+    ),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6),
+)
+def test_any_histogram_and_gauge_is_spelled_as_the_library_spells_it(
+    series: list[tuple[list[int], float]], values: list[float]
+) -> None:
+    exposition = Exposition()
+    for _ in range(2):
+        families: Tables = [
+            (
+                HISTOGRAM,
+                HistogramFamily(
+                    (0.25, 1.0, 4.0),
+                    {(str(i), "z"): Series(c, total) for i, (c, total) in enumerate(series)},
+                ),
+            ),
+            (COUNTER, [((str(i),), v) for i, v in enumerate(values)]),
+        ]
+        assert_library_text(exposition, families)
+        series = [([c + 1 for c in counts], total) for counts, total in series[1:]]
+
+
+def test_concurrent_scrapes_share_an_exposition() -> None:
+    """Entries are replaced whole and the count table only gains entries: no lock."""
+    exposition = Exposition()
+
+    def families(step: int) -> Tables:
+        models = [f"m{i}" for i in range(step % 7 + 1)]
+        return [
+            (GAUGE, [((m, "k"), float(step)) for m in models]),
+            (
+                HISTOGRAM,
+                HistogramFamily((1.0,), {(m, "z"): Series([step * 97, step], 0.5) for m in models}),
+            ),
+        ]
+
+    expected = {
+        (step, om): library_text(families(step), om).removesuffix("# EOF\n")
+        for step in range(40)
+        for om in (False, True)
+    }
+    with ThreadPoolExecutor(4) as pool:
+        rendered = pool.map(
+            lambda key: (key, exposition.render(families(key[0]), key[1])), list(expected) * 3
+        )
+        for key, text in rendered:
+            assert text == expected[key]
