@@ -12,7 +12,6 @@ relay's families, `name[]`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
 from operator import add, attrgetter, itemgetter
@@ -30,9 +29,6 @@ _EXACT = 1e6
 # The library's own spelling, typed for mypy; cached, as the big values (bytes, token
 # totals) mostly repeat from one scrape to the next.
 _go: Callable[[float], str] = lru_cache(maxsize=4096)(floatToGoString)
-# Counts below this are spelled by looking up a table of `str`s, a third of str's cost
-# (the table grows with the counts: 2 MB at most).
-_TABLE = 1 << 14
 
 Keys = tuple[tuple[str, ...], ...]
 _label_values: Callable[[Sample], tuple[str, ...]] = itemgetter(0)
@@ -86,7 +82,6 @@ class Exposition:
 
     def __init__(self) -> None:
         self._families: dict[tuple[str, bool], _Family] = {}
-        self._ints: dict[int, str] = {}  # str(n) for every n below its length
 
     def render(self, tables: list[tuple[MetricSpec, Table]], openmetrics: bool) -> str:
         """Text format 0.0.4, or OpenMetrics 1.0 without its closing `# EOF` (the caller
@@ -96,24 +91,13 @@ class Exposition:
         for spec, table in tables:
             old = families.get((spec.name, openmetrics))
             if isinstance(table, HistogramFamily):
-                new = _histogram(old, spec, table, openmetrics, self._spell_ints)
+                new = _histogram(old, spec, table, openmetrics)
             else:
                 new = _samples(old, spec, table, openmetrics)
             if new is not old:
                 families[spec.name, openmetrics] = new
             out.append(new.text)
         return "".join(out)
-
-    def _spell_ints(self, ints: list[int], top: int) -> list[str]:
-        """`str` of each int (`top` is the largest): looked up below _TABLE. The table
-        only gains entries, each always the same, so concurrent scrapes may share it."""
-        table = self._ints
-        if len(table) <= top < _TABLE:  # counts grow: spell ahead
-            table.update({n: str(n) for n in range(len(table), min(2 * top + 1, _TABLE))})
-        if top < len(table):
-            with suppress(KeyError):
-                return list(map(table.__getitem__, ints))
-        return list(map(str, ints))
 
 
 def _samples(old: _Family | None, spec: MetricSpec, table: list[Sample], om: bool) -> _Family:
@@ -134,7 +118,6 @@ def _histogram(
     spec: MetricSpec,
     table: HistogramFamily,
     om: bool,
-    spell_ints: Callable[[list[int], int], list[str]],
 ) -> _Family:
     """A series' lines: its cumulative bucket counts, `_count` (the last of them), `_sum`."""
     series = table.series.values()
@@ -149,7 +132,7 @@ def _histogram(
         # cumulative counts, then the count again twice: for _count, and _sum's place
         ints = list(chain.from_iterable(map(accumulate, map(add, counts, repeat((0, 0))))))
         top = max(ints[width - 2 :: width])  # counts only grow: a series' count is its largest
-        text[1::2] = spell_ints(ints, top)
+        text[1::2] = map(str, ints)
         plain = _plain(sums)
         text[2 * width - 1 :: 2 * width] = (
             map(repr, map(float, sums)) if plain else map(_spell, sums)
