@@ -369,6 +369,89 @@ LMX_BODY = "\n".join(
 )
 
 
+def library_families(text: str) -> dict[str, tuple[str, str, list[Row]]]:
+    """The reference: prometheus_client's parser, its counter renaming undone."""
+    out: dict[str, tuple[str, str, list[Row]]] = {}
+    declared = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
+    for metric in text_string_to_metric_families(text):
+        name, renamed = metric.name, False
+        if metric.type == "counter":
+            if declared.get(name + "_total") == "counter":
+                name += "_total"
+            else:
+                renamed = True
+        rows: list[Row] = [
+            (
+                s.name.removesuffix("_total") if renamed else s.name,
+                tuple(sorted((k, v) for k, v in s.labels.items() if v)),
+                float(s.value),
+            )
+            for s in metric.samples
+        ]
+        kind, help_text, kept = out.get(name, (metric.type, metric.documentation, []))
+        out[name] = (kind, help_text, kept + rows)
+    return out
+
+
+EQUIVALENCE_BODY = "\n".join(
+    [
+        '# HELP lmx_escaped_help Back\\\\slash, new\\nline and a \\"quote\\".',
+        "# TYPE lmx_escaped_help gauge",
+        'lmx_escaped_help{model="q\\"uote",path="b\\\\s",note="n\\nl",empty=""} 1.5',
+        "# TYPE lmx_tokens counter",  # a counter without _total: the library renames it
+        'lmx_tokens{model="a"} 3 1700000000000',  # with a timestamp
+        "lmx_loose_sample 9",  # owned by no family: alone, untyped
+        'lmx_tokens{model="b"} 4',  # after a foreign sample: alone too
+        "# HELP lmx_latency_seconds Latency.",
+        "# TYPE lmx_latency_seconds histogram",
+        'lmx_latency_seconds_bucket{le="0.5"} 1',
+        'lmx_latency_seconds_bucket{le="+Inf"} 2',
+        "lmx_latency_seconds_sum 0.75",
+        "lmx_latency_seconds_count 2",
+        "# TYPE lmx_ratio summary",
+        'lmx_ratio{quantile="0.5"} NaN',
+        "lmx_ratio_sum +Inf",
+        "lmx_ratio_count 0",
+        "# TYPE lmx_things untyped",
+        "lmx_things -1e-3",
+        "# HELP lmx_help_only Help without a type.",
+        "lmx_help_only 7",
+        "# a comment that is no header",
+        "# TYPE lmx_requests_total counter",
+        'lmx_requests_total{model="a",outcome="ok",} 12',  # a trailing comma
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "body", [EQUIVALENCE_BODY, LMX_BODY.replace(WEIRD, "plain")], ids=["tricky", "lmx"]
+)
+def test_valid_text_reads_as_the_client_library_reads_it(body: str) -> None:
+    parse = parse_lmx_metrics(body)
+    assert parse.dropped == parse.repaired == 0
+    ours = {
+        name: (
+            f.kind,
+            f.help,
+            [(s.name, tuple(sorted(s.labels.items())), s.value) for s in f.samples],
+        )
+        for name, f in parse.families.items()
+    }
+    theirs = library_families(body)
+    assert ours.keys() == theirs.keys()
+    for name, (kind, help_text, rows) in theirs.items():
+        assert ours[name][:2] == (kind, help_text), name
+        assert repr(ours[name][2]) == repr(rows), name  # repr: NaN equals NaN
+
+
+def test_relay_parse_reads_the_simulators_text_as_the_library_does() -> None:
+    with LmxSimulator() as sim:
+        sim.load_model("a/b", fmt="mlx")
+        sim.record_request("a/b", latency_sec=0.2, ttft_sec=0.05, stream=True)
+        body = sim.metrics_text()
+    test_valid_text_reads_as_the_client_library_reads_it(body)
+
+
 def fresh_view(body: str = LMX_BODY) -> RelayView:
     return RelayView(parse_lmx_metrics(body).families, 1.0, {"success": 1, "failure": 0})
 
