@@ -11,7 +11,7 @@ relay's families, `name[]`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
 from operator import add, attrgetter, itemgetter
@@ -47,6 +47,26 @@ def _plain(values: Sequence[float]) -> bool:
     NaN or ±inf makes the sum NaN or inf; so does an overflow, which is merely slower)."""
     total = sum(values)
     return total - total == 0 and max(values) < _EXACT
+
+
+def header(name: str, kind: str, help_text: str, openmetrics: bool) -> str:
+    """`# HELP` and `# TYPE` as the library writes them: `name` as the text format has it
+    (a counter's with `_total`), `kind` as OpenMetrics does (`unknown`, not `untyped`)."""
+    help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    if openmetrics:
+        help_text = help_text.replace('"', '\\"')
+        name = name.removesuffix("_total") if kind == "counter" else name
+    elif kind == "unknown":
+        kind = "untyped"
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+
+
+def sample_line(name: str, labels: Mapping[str, str], value: float) -> str:
+    """One sample as the library writes it in either format: labels sorted by name."""
+    if not labels:
+        return f"{name} {_spell(value)}\n"
+    pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{pairs}}} {_spell(value)}\n"
 
 
 def _spell(value: float) -> str:
@@ -165,10 +185,6 @@ def _lines(
 ) -> _Lines:
     """Labels sorted by name (`le` among them), as the library writes them."""
     name, labels = spec.name, spec.labels
-    header = name.removesuffix("_total") if spec.kind == "counter" and openmetrics else name
-    help_text = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
-    if openmetrics:
-        help_text = help_text.replace('"', '\\"')
     order = sorted(range(len(labels)), key=labels.__getitem__)
     split = sum(label < "le" for label in labels)  # labels before `le`
     les = (*(repr(float(b)) for b in bounds or ()), "+Inf")
@@ -192,7 +208,7 @@ def _lines(
         starts += (f"{name}_count{braces} ", f"{name}_sum{braces} ")
         ends += tail
     slots = [""] * (2 * len(starts) + 1)
-    head = f"# HELP {header} {help_text}\n# TYPE {header} {spec.kind}\n"
+    head = header(name, spec.kind, spec.help, openmetrics)
     slots[::2] = map(add, [head, *ends], [*starts, ""])
     return _Lines(spec, keys, bounds, slots)
 

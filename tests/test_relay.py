@@ -26,6 +26,7 @@ from opta_exporter.config import Config
 from opta_exporter.relay import RelayReader, RelayView
 from opta_exporter.relay_collector import NOT_RELAYED, RELAY_METRICS, RelayCollector
 from opta_exporter.relay_parse import RelayParse, parse_lmx_metrics
+from opta_exporter.relay_text import RelayText
 from opta_exporter.simulator import LmxSimulator
 from tests.helpers import promtool_check
 
@@ -454,6 +455,22 @@ def test_relay_parse_reads_the_simulators_text_as_the_library_does() -> None:
 
 def fresh_view(body: str = LMX_BODY) -> RelayView:
     return RelayView(parse_lmx_metrics(body).families, 1.0, {"success": 1, "failure": 0})
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_served_relay_text_is_the_library_text(openmetrics: bool) -> None:
+    """/metrics writes the relayed families itself (relay_text.write): byte for byte what
+    the library writes from the same families, odd ids, NaN, summaries and untyped too."""
+    source = StaticSource(fresh_view())
+    registry = registry_for(source)
+    if openmetrics:
+        raw: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+        expected = raw.decode().removesuffix("# EOF\n")
+    else:
+        expected = generate_latest(registry).decode()
+    assert "lmx_draft_ratio_sum" in expected
+    assert WEIRD_ESCAPED in expected
+    assert RelayText(source).render(openmetrics) == expected
 
 
 def test_collector_relays_under_lmx_names_and_skips_what_snapshots_give() -> None:
