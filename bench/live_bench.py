@@ -116,6 +116,24 @@ def scrape_cost(model_counts: tuple[int, ...], scrapes: int) -> list[Json]:
     return rows
 
 
+def relay_cost(models: int, reads: int, interval: float) -> Json:
+    """The relay at `models` models: CPU per read of LMX's /admin/metrics and per writing
+    of its text (once per read, at the next scrape), and what that costs per interval."""
+    names = [f"mlx-community/bench-model-{i:03d}-4bit" for i in range(models)]
+    with lmx_and_exporter(snapshot_interval=3600.0) as (sim, exp, _):
+        sim.call(probes.record_requests, names)
+        raw = exp.call(probes.relay_cost, reads)
+    read, write = summary(raw["read_ms"], 2), summary(raw["write_ms"], 2)
+    return {
+        "models": models,
+        "lines": raw["lines"],
+        "read_ms": read,
+        "write_ms": write,
+        "interval_s": interval,
+        "cpu_percent": round(100 * (read["median"] + write["median"]) / 1e3 / interval, 4),
+    }
+
+
 def _window(before: probes.Mark, after: probes.Mark, threads: tuple[Json, Json]) -> Json:
     wall = after.mono - before.mono
     return {

@@ -22,10 +22,12 @@ from typing import Any, cast
 import requests
 from sseclient import SSEClient
 
+from bench.report import Json
 from bench.workload import frames, paced
 from opta_exporter.config import Config
 from opta_exporter.daemon import Exporter
 from opta_exporter.health import ExporterHealth
+from opta_exporter.relay_text import RelayText
 from opta_exporter.simulator import LmxSimulator
 from opta_exporter.state import LmxState
 
@@ -203,6 +205,30 @@ def fill(exporter: Exporter, models: list[str], requests_per_model: int = 20) ->
             type="throughput",
             data={"timestamp": i, "tokensPerSecond": 10.0 + i % 40},
         )
+
+
+def relay_cost(exporter: Exporter, reads: int) -> Json:
+    """CPU of the relay's work, in this (the exporter's) thread: one read of LMX's
+    /admin/metrics (fetch, parse, cap) and writing its text for the next scrape."""
+    assert exporter.relay is not None
+    text = RelayText(exporter.relay)
+    read_ms, write_ms = [], []
+    lines = 0
+    for _ in range(reads):
+        began = time.thread_time()
+        if not exporter.relay.read_once():
+            raise RuntimeError("relay read failed")
+        read_ms.append(1e3 * (time.thread_time() - began))
+        began = time.thread_time()
+        lines = text.render(True).count("\n")
+        write_ms.append(1e3 * (time.thread_time() - began))
+    return {"reads": reads, "lines": lines, "read_ms": read_ms, "write_ms": write_ms}
+
+
+def record_requests(sim: LmxSimulator, models: list[str]) -> None:
+    """What LMX reports only on /admin/metrics: a request per model."""
+    for model in models:
+        sim.record_request(model, latency_sec=0.3, ttft_sec=0.05)
 
 
 # -- the reference consumers ----------------------------------------------------------

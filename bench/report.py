@@ -197,6 +197,13 @@ def table(r: Json) -> str:
             f"median {row['median_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
             f"{row['bytes']:,} B, {row['cpu_ms']:.2f} ms CPU |"
         )
+    rel = r["relay"]
+    lines.append(
+        f"| relay, LMX's /admin/metrics at {rel['models']} models ({rel['lines']:,} lines "
+        f"relayed): CPU to read and parse / to write for /metrics | "
+        f"{_fmt(rel['read_ms'], ' ms', 1)} / {_fmt(rel['write_ms'], ' ms', 1)}; every "
+        f"{rel['interval_s']:g} s: {rel['cpu_percent']:.3f} % of a core |"
+    )
     cont = r["contention"]
     lines += [
         f"| contention: ingestion with /metrics at 10 Hz, x without | "

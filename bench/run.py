@@ -29,6 +29,7 @@ class Sizes:
     probes: int = 20
     scrapes: int = 200
     scrape_models: tuple[int, ...] = (10, 100, 200)  # 200 offered: the cap (100) keeps 100
+    relay_reads: int = 20
     cpu_seconds: float = 30.0
     cpu_rate: float = 50.0
     heartbeat: float = 1.0  # LMX's shortest heartbeat interval: the costliest idle stream
@@ -59,6 +60,7 @@ MODES = {
         probes=2,
         scrapes=5,
         scrape_models=(3, 100),
+        relay_reads=2,
         cpu_seconds=0.3,
         bursts=1,
         burst_size=200,
@@ -94,6 +96,10 @@ def run(mode: str, log: bool = True) -> Json:
     }
     step("scrape cost")
     result["scrape"] = live_bench.scrape_cost(sizes.scrape_models, sizes.scrapes)
+    step("relay cost")
+    result["relay"] = live_bench.relay_cost(
+        max(sizes.scrape_models), sizes.relay_reads, Config().relay_interval
+    )
     step("CPU at 50 events/s and on heartbeats")
     result["cost"] = live_bench.cpu_cost(sizes.cpu_seconds, sizes.cpu_rate, sizes.heartbeat)
     result["cost"]["rss"] = rss

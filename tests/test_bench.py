@@ -69,6 +69,12 @@ def test_tiny_run_produces_table_and_json_of_the_documented_shape(
     ]
     for row in r["scrape"]:
         assert all(_positive(row[k]) for k in ("median_ms", "p99_ms", "bytes", "models_kept"))
+    relay = r["relay"]
+    assert relay["models"] == 100
+    assert _positive(relay["lines"])
+    _stats(relay["read_ms"])
+    _stats(relay["write_ms"])
+    assert _positive(relay["cpu_percent"])
     cost = r["cost"]
     for window in ("active", "idle"):
         assert _positive(cost[window]["seconds"])
