@@ -14,25 +14,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 
+from opta_exporter import simulator_docs as docs
 from opta_exporter.simulator_http import LmxHttpServer, WireOptions
 from opta_exporter.simulator_hub import EventHub
 from opta_exporter.simulator_metrics import RequestCounters
 
-BASE_MEMORY_GB = 2.0  # what LMX itself holds with no model loaded
-THRESHOLD_PERCENT = 90
 STOP_JOIN_SEC = 0.4
 REQUESTS_KEPT = 10_000  # requests_seen is bounded so a long demo run does not grow forever
 READINESS_BEFORE_LOADED = ("unknown", "admitted", "loading", "canary_pending")
-
-
-@dataclass
-class _Model:
-    fmt: str
-    memory_gb: float
-    loaded_at: float
 
 
 class LmxSimulator:
@@ -67,7 +58,7 @@ class LmxSimulator:
         )
         self._version, self._total_gb = version, memory_total_gb
         self._max_concurrent, self._emit_requests = max_concurrent_requests, emit_request_events
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, docs.Model] = {}
         self._requests = RequestCounters()
         self._in_flight = 0
         self._tokens_per_second: float | None = None
@@ -167,7 +158,7 @@ class LmxSimulator:
             for previous, state in itertools.pairwise(READINESS_BEFORE_LOADED):
                 self._readiness(model_id, previous, state)
         with self._cond:
-            self._models[model_id] = _Model(fmt, memory_gb, time.time())
+            self._models[model_id] = docs.Model(fmt, memory_gb, time.time())
         if not emit:
             return
         self._emit(
@@ -218,7 +209,7 @@ class LmxSimulator:
         now = time.time()
         with self._cond:
             self._models = {
-                mid: _Model("gguf" if mid.endswith(".gguf") else "mlx", gb, now)
+                mid: docs.Model("gguf" if mid.endswith(".gguf") else "mlx", gb, now)
                 for mid, gb in models.items()
             }
 
@@ -303,82 +294,35 @@ class LmxSimulator:
         with self._cond:
             self._requests_seen.append((method, path, headers))
 
-    def _memory(self) -> tuple[float, float]:
-        used = round(BASE_MEMORY_GB + sum(m.memory_gb for m in self._models.values()), 2)
-        return used, round(self._total_gb - used, 2)
+    def _state(self) -> docs.HostState:
+        """The model state the documents are built from; call with the Condition held."""
+        return docs.HostState(
+            version=self._version,
+            total_gb=self._total_gb,
+            max_concurrent=self._max_concurrent,
+            models=self._models,
+            in_flight=self._in_flight,
+            uptime_sec=time.time() - self._started_at,
+            tokens_per_second=self._tokens_per_second,
+        )
 
     def status_document(self) -> dict[str, object]:
         with self._cond:
-            used, available = self._memory()
-            return {
-                "version": self._version,
-                "uptime_seconds": round(time.time() - self._started_at, 1),
-                "loaded_models": len(self._models),
-                "models": list(self._models),
-                "memory": {
-                    "total_gb": self._total_gb,
-                    "used_gb": used,
-                    "available_gb": available,
-                    "usage_percent": round(100.0 * used / self._total_gb, 1),
-                    "threshold_percent": THRESHOLD_PERCENT,
-                },
-                "in_flight_requests": self._in_flight,
-                "max_concurrent_requests": self._max_concurrent,
-            }
+            return docs.status_document(self._state())
 
     def memory_document(self) -> dict[str, object]:
         with self._cond:
-            used, available = self._memory()
-            return {
-                "total_unified_memory_gb": self._total_gb,
-                "used_gb": used,
-                "available_gb": available,
-                "threshold_percent": THRESHOLD_PERCENT,
-                "models": {
-                    mid: {"memory_gb": m.memory_gb, "loaded": True}
-                    for mid, m in self._models.items()
-                },
-            }
+            return docs.memory_document(self._state())
 
     def status_envelope(self) -> dict[str, object]:
         """The dashboard's full snapshot (`status` / `model_change` envelope data)."""
         with self._cond:
-            used, _ = self._memory()
-            models = [
-                {
-                    "id": mid,
-                    "name": mid.rstrip("/").rsplit("/", 1)[-1],
-                    "vram_gb": m.memory_gb,
-                    "quantization": m.fmt,
-                    "context_length": 32768,
-                    "loaded_at": m.loaded_at,
-                }
-                for mid, m in self._models.items()
-            ]
-            doc: dict[str, object] = {
-                "vram_used_gb": used,
-                "vram_total_gb": self._total_gb,
-                "loaded_models": models,
-                "active_requests": self._in_flight,
-                "uptime_seconds": round(time.time() - self._started_at, 1),
-            }
-            if self._tokens_per_second is not None:
-                doc["tokens_per_second"] = self._tokens_per_second
-            return doc
+            return docs.status_envelope(self._state())
 
     def metrics_text(self) -> str:
         """LMX's own exposition, defect included (see simulator_metrics)."""
         with self._cond:
-            gauges = {
-                "uptime_seconds": round(time.time() - self._started_at, 3),
-                "loaded_models": len(self._models),
-                "memory_used_gb": self._memory()[0],
-                "memory_total_gb": self._total_gb,
-                "in_flight_requests": self._in_flight,
-                "concurrent_limit": self._max_concurrent,
-                "queued_requests": max(self._in_flight - self._max_concurrent, 0),
-            }
-            return self._requests.exposition(gauges)
+            return self._requests.exposition(docs.metrics_gauges(self._state()))
 
 
 if __name__ == "__main__":

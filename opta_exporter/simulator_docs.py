@@ -1,0 +1,113 @@
+"""The JSON documents the LMX stand-in serves, as pure functions of its model state.
+
+Kept apart from simulator.py so the wire shapes (/admin/status, /admin/memory, the dashboard's
+`status` envelope, the /admin/metrics gauges) read in one place, free of locking and sockets;
+the simulator takes a `HostState` under its lock and hands it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+BASE_MEMORY_GB = 2.0  # what LMX itself holds with no model loaded
+THRESHOLD_PERCENT = 90
+CONTEXT_LENGTH = 32768
+
+
+@dataclass
+class Model:
+    fmt: str
+    memory_gb: float
+    loaded_at: float
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What every document is built from; uptime_sec is unrounded, each document rounds it."""
+
+    version: str
+    total_gb: float
+    max_concurrent: int
+    models: Mapping[str, Model]
+    in_flight: int
+    uptime_sec: float
+    tokens_per_second: float | None
+
+
+def memory_split(state: HostState) -> tuple[float, float]:
+    """(used, available) in GB, each rounded to 2 places as LMX reports them."""
+    used = round(BASE_MEMORY_GB + sum(m.memory_gb for m in state.models.values()), 2)
+    return used, round(state.total_gb - used, 2)
+
+
+def status_document(state: HostState) -> dict[str, object]:
+    """/admin/status."""
+    used, available = memory_split(state)
+    return {
+        "version": state.version,
+        "uptime_seconds": round(state.uptime_sec, 1),
+        "loaded_models": len(state.models),
+        "models": list(state.models),
+        "memory": {
+            "total_gb": state.total_gb,
+            "used_gb": used,
+            "available_gb": available,
+            "usage_percent": round(100.0 * used / state.total_gb, 1),
+            "threshold_percent": THRESHOLD_PERCENT,
+        },
+        "in_flight_requests": state.in_flight,
+        "max_concurrent_requests": state.max_concurrent,
+    }
+
+
+def memory_document(state: HostState) -> dict[str, object]:
+    """/admin/memory."""
+    used, available = memory_split(state)
+    return {
+        "total_unified_memory_gb": state.total_gb,
+        "used_gb": used,
+        "available_gb": available,
+        "threshold_percent": THRESHOLD_PERCENT,
+        "models": {
+            mid: {"memory_gb": m.memory_gb, "loaded": True} for mid, m in state.models.items()
+        },
+    }
+
+
+def status_envelope(state: HostState) -> dict[str, object]:
+    """The dashboard's full snapshot (`status` / `model_change` envelope data)."""
+    models = [
+        {
+            "id": mid,
+            "name": mid.rstrip("/").rsplit("/", 1)[-1],
+            "vram_gb": m.memory_gb,
+            "quantization": m.fmt,
+            "context_length": CONTEXT_LENGTH,
+            "loaded_at": m.loaded_at,
+        }
+        for mid, m in state.models.items()
+    ]
+    doc: dict[str, object] = {
+        "vram_used_gb": memory_split(state)[0],
+        "vram_total_gb": state.total_gb,
+        "loaded_models": models,
+        "active_requests": state.in_flight,
+        "uptime_seconds": round(state.uptime_sec, 1),
+    }
+    if state.tokens_per_second is not None:
+        doc["tokens_per_second"] = state.tokens_per_second
+    return doc
+
+
+def metrics_gauges(state: HostState) -> dict[str, float]:
+    """The unlabelled gauges /admin/metrics prints after the request counters."""
+    return {
+        "uptime_seconds": round(state.uptime_sec, 3),
+        "loaded_models": len(state.models),
+        "memory_used_gb": memory_split(state)[0],
+        "memory_total_gb": state.total_gb,
+        "in_flight_requests": state.in_flight,
+        "concurrent_limit": state.max_concurrent,
+        "queued_requests": max(state.in_flight - state.max_concurrent, 0),
+    }
