@@ -23,12 +23,21 @@ class ChunkError(ProtocolError):
     """Broken framing: the connection is as good as broken (what urllib3 raises too)."""
 
 
+_SIZES: dict[bytes, int] = {}  # size lines seen: LMX's events come in a few hundred sizes
+
+
 def _size(line: bytes) -> int:
     """`1*HEXDIG [chunk-ext]`: int(x, 16) alone would also take `0x1a`, `1_a` or `-1`."""
+    size = _SIZES.get(line)
+    if size is not None:
+        return size
     digits = line.split(b";", 1)[0].strip(b" \t\r")
     if not digits or digits.translate(None, _HEX) or len(digits) > 16:
         raise ChunkError(f"bad chunk size line {line[:40]!r}")
-    return int(digits, 16)
+    size = int(digits, 16)
+    if len(_SIZES) < 4096:
+        _SIZES[line] = size
+    return size
 
 
 class Dechunker:
