@@ -98,7 +98,7 @@ def run(mode: str, log: bool = True) -> Json:
     result["scrape"] = live_bench.scrape_cost(sizes.scrape_models, sizes.scrapes)
     step("relay cost")
     result["relay"] = live_bench.relay_cost(
-        max(sizes.scrape_models), sizes.relay_reads, Config().relay_interval
+        Config().max_models, sizes.relay_reads, Config().relay_interval
     )
     step("CPU at 50 events/s and on heartbeats")
     result["cost"] = live_bench.cpu_cost(sizes.cpu_seconds, sizes.cpu_rate, sizes.heartbeat)
