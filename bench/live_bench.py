@@ -53,7 +53,7 @@ IN_WINDOW_GAP = 0.005  # the probe follows a filler event by this much
 
 def prompt_delivery(chunked: bool, probes_count: int) -> Json:
     """Server hands one small event to the wire -> the exporter's state -> /metrics: a lone
-    event, and one that lands 5 ms into the batch window a filler event opened (the
+    event, and one that lands 5 ms into a batch window two filler events opened (the
     longest any event waits, by design)."""
     to_state, to_metrics, in_window = [], [], []
     pause = threading.Event()

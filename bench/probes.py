@@ -300,7 +300,7 @@ def read_minimal(reader: Reader, count: int, window: float) -> tuple[Mark, Mark]
     assert reader.resp is not None
     fp = reader.resp.raw._fp.fp  # type: ignore[union-attr]
     counts: dict[str, int] = {}
-    seen, tail = 0, b""
+    seen, tail, previous = 0, b"", -1e9
     start = mark()
     while seen < count:
         data = fp.read1(65536)
@@ -315,7 +315,8 @@ def read_minimal(reader: Reader, count: int, window: float) -> tuple[Mark, Mark]
                 key = str(event.get("type", event.get("model_id")))
                 counts[key] = counts.get(key, 0) + 1
                 seen += 1
-        if window > 0 and len(data) < 8192 and (rest := read_at + window - time.monotonic()) > 0:
+        busy, previous = read_at - previous < 2 * window, read_at
+        if busy and len(data) < 8192 and (rest := read_at + window - time.monotonic()) > 0:
             time.sleep(rest)
     end = mark(seen)
     reader.close()
@@ -354,10 +355,12 @@ def publish_probe(sim: LmxSimulator) -> float:
 
 
 def publish_in_window(sim: LmxSimulator, gap: float) -> float:
-    """A filler event, then the probe `gap` seconds later: the probe lands inside the
-    exporter's batch window (its worst case); returns the probe's publish time."""
-    sim.publish_envelope("throughput", {"timestamp": time.time(), "tokensPerSecond": 42.0})
-    threading.Event().wait(gap)
+    """Two filler events `gap` apart make the stream busy (the second read opens a batch
+    window), then the probe `gap` later lands inside that window: the longest an event
+    waits by design. Returns the probe's publish time."""
+    for _ in range(2):
+        sim.publish_envelope("throughput", {"timestamp": time.time(), "tokensPerSecond": 42.0})
+        threading.Event().wait(gap)
     return publish_probe(sim)
 
 

@@ -61,18 +61,22 @@ def _buffered_reader(resp: requests.Response) -> Any:
 def paced(
     reads: Iterator[bytes], window: float, clock: Callable[[], float], wait: Callable[[float], Any]
 ) -> Iterator[bytes]:
-    """After a small read, let `window` pass before the next one: a busy stream then costs
-    one wakeup per window instead of one per event (each costs ~100 us of CPU on a small
-    VM, see bench/README.md), and no event waits longer than the window. A read of
-    PACED_BELOW bytes or more is never followed by a pause, so a burst drains at full speed
-    and the kernel never holds more than a window's worth of a quiet stream."""
+    """While events come faster than one per two windows, let `window` pass after a small
+    read before the next: a busy stream then costs one wakeup per window instead of one
+    per event (each costs ~100 us of CPU on a small VM, see bench/README.md), and no event
+    waits longer than the window. A quiet stream (heartbeats, a lone event) is read at
+    once and never paused: a pause that catches nothing would be a wakeup of its own. A
+    read of PACED_BELOW bytes or more is never followed by a pause, so a burst drains at
+    full speed and the kernel never holds more than a window's worth."""
+    previous = -math.inf
     for data in reads:
         read_at = clock()
         yield data
-        if len(data) < PACED_BELOW:
+        if len(data) < PACED_BELOW and read_at - previous < 2 * window:
             rest = read_at + window - clock()
             if rest > 0:
                 wait(rest)
+        previous = read_at
 
 
 def chunks(

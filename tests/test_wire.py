@@ -1,4 +1,5 @@
-"""Read pacing: a busy stream is read once per window; a burst or a lone event never waits."""
+"""Read pacing: a busy stream is read once per window; a burst, a lone event or a quiet
+stream never waits."""
 
 from __future__ import annotations
 
@@ -33,13 +34,20 @@ def run(reads: list[tuple[bytes, float]], window: float = 0.04) -> FakeTime:
     return fake
 
 
-def test_after_a_small_read_the_rest_of_the_window_passes_first() -> None:
-    fake = run([(b"event", 0.001), (b"event", 0.0), (b"event", 0.05)])
-    assert fake.waits == [0.039, 0.04]  # the third read took longer than the window
+def test_a_busy_stream_waits_out_the_window_after_each_small_read() -> None:
+    fake = run([(b"event", 0.001), (b"event", 0.001), (b"event", 0.0), (b"event", 0.05)])
+    # the first read follows nothing: no pause; the last took longer than the window
+    assert fake.waits == [0.039, 0.04]
+
+
+def test_a_quiet_stream_is_never_paused() -> None:
+    """Heartbeats or events further apart than two windows: a pause would catch nothing."""
+    assert run([(b"heartbeat", 0.081)] * 4).waits == []
+    assert run([(b"event", 0.079)] * 3).waits == []  # closer than two windows, too slow
 
 
 def test_a_large_read_is_followed_at_once() -> None:
-    fake = run([(b"x" * PACED_BELOW, 0.0), (b"x" * (PACED_BELOW - 1), 0.0)])
+    fake = run([(b"x", 0.0), (b"x" * PACED_BELOW, 0.0), (b"x" * (PACED_BELOW - 1), 0.0)])
     assert fake.waits == [0.04]
 
 
