@@ -1,7 +1,8 @@
 """HTTP: the metrics, a landing page, and /healthz, on a small threaded WSGI server.
 
-prometheus_client's own WSGI app serves the metrics so content negotiation (OpenMetrics
-when Prometheus asks for it) and gzip behave exactly as in every Python exporter.
+The metrics are negotiated as the client library negotiates them (OpenMetrics when
+Prometheus asks for it, gzip when accepted) and written by exposition.py and
+relay_text.py, byte for byte as the library would write them.
 """
 
 from __future__ import annotations
@@ -190,7 +191,8 @@ class MetricsServer:
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():  # never started, or stopped before: nothing to wait for
+            self._thread.join(timeout=2.0)
         self._httpd.server_close()
         self._wake_r.close()
         self._wake_w.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
@@ -76,3 +77,24 @@ def test_openmetrics_when_the_scraper_asks(sim: LmxSimulator, make_exporter: Mak
 def test_unknown_path_is_404(sim: LmxSimulator, make_exporter: MakeExporter) -> None:
     exporter = make_exporter(sim)
     assert requests.get(exporter.url + "/nope", timeout=WAIT).status_code == 404
+
+
+def test_the_server_sleeps_until_a_client_or_stop_and_stops_at_once() -> None:
+    """No poll interval: stop() wakes the accept loop itself. Stopping a server that never
+    started, or stopping twice, is harmless."""
+    from opta_exporter.server import MetricsServer
+
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok\n"]
+
+    MetricsServer("127.0.0.1", 0, app).stop()
+    server = MetricsServer("127.0.0.1", 0, app)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}/"
+    assert [requests.get(url, timeout=WAIT).text for _ in range(3)] == ["ok\n"] * 3
+    server.stop()
+    assert not server._thread.is_alive()
+    server.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=WAIT)  # the port no longer answers
