@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from sseclient import SSEClient
 
 from bench.report import Json
 from bench.workload import frames, paced
+from opta_exporter import wire
 from opta_exporter.config import Config
 from opta_exporter.daemon import Exporter
 from opta_exporter.health import ExporterHealth
@@ -295,18 +297,17 @@ def read_transport(reader: Reader, count: int, expected_bytes: int) -> Mark:
 def read_minimal(reader: Reader, count: int, window: float) -> tuple[Mark, Mark]:
     """The floor for any Python consumer here: read1 on the connection's reader, split at
     blank lines, json.loads and one dict update per event, and nothing else (no framing
-    checks, no state); with `window` > 0 paced as the exporter paces. Marks at the start
-    and once `count` events other than heartbeats were read."""
+    checks, no state); with `window` > 0 paced by the exporter's own `wire.paced`. Marks
+    at the start and once `count` events other than heartbeats were read."""
     assert reader.resp is not None
     fp = reader.resp.raw._fp.fp  # type: ignore[union-attr]
+    reads: Iterator[bytes] = iter(partial(fp.read1, 65536), b"")
+    if window > 0:
+        reads = wire.paced(reads, window, time.monotonic, time.sleep)
     counts: dict[str, int] = {}
-    seen, tail, previous = 0, b"", -1e9
+    seen, tail = 0, b""
     start = mark()
-    while seen < count:
-        data = fp.read1(65536)
-        read_at = time.monotonic()
-        if not data:
-            break
+    for data in reads:
         *blocks, tail = (tail + data).split(b"\n\n")
         for block in blocks:
             head, _, body = block.partition(b"data: ")
@@ -315,9 +316,8 @@ def read_minimal(reader: Reader, count: int, window: float) -> tuple[Mark, Mark]
                 key = str(event.get("type", event.get("model_id")))
                 counts[key] = counts.get(key, 0) + 1
                 seen += 1
-        busy, previous = read_at - previous < 2 * window, read_at
-        if busy and len(data) < 8192 and (rest := read_at + window - time.monotonic()) > 0:
-            time.sleep(rest)
+        if seen >= count:
+            break
     end = mark(seen)
     reader.close()
     return start, end

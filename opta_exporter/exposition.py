@@ -21,7 +21,7 @@ from typing import NamedTuple
 from prometheus_client.utils import floatToGoString
 
 from opta_exporter.collector import MetricSpec, Sample, Table
-from opta_exporter.histogram import HistogramFamily, Series
+from opta_exporter.histogram import HistogramFamily, Series, le_values
 
 # Below this the library spells a finite float as repr does (an int count c as f"{c}.0");
 # from there on it switches to Go-style exponents.
@@ -38,7 +38,8 @@ _total: Callable[[Series], float] = attrgetter("total")
 
 
 @lru_cache(maxsize=4096)  # model ids recur in many families
-def _escape(value: str) -> str:
+def escape_label(value: str) -> str:
+    """A label value as both formats carry it."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
@@ -65,7 +66,7 @@ def sample_line(name: str, labels: Mapping[str, str], value: float) -> str:
     """One sample as the library writes it in either format: labels sorted by name."""
     if not labels:
         return f"{name} {_spell(value)}\n"
-    pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    pairs = ",".join(f'{k}="{escape_label(v)}"' for k, v in sorted(labels.items()))
     return f"{name}{{{pairs}}} {_spell(value)}\n"
 
 
@@ -187,7 +188,7 @@ def _lines(
     name, labels = spec.name, spec.labels
     order = sorted(range(len(labels)), key=labels.__getitem__)
     split = sum(label < "le" for label in labels)  # labels before `le`
-    les = (*(repr(float(b)) for b in bounds or ()), "+Inf")
+    les = le_values(bounds or ())
     # each line's text before its number, and after it
     starts: list[str] = []
     ends: list[str] = []
@@ -195,7 +196,7 @@ def _lines(
     for values in keys:
         if len(values) != len(labels):
             raise ValueError(f"{name}: label values {values!r} for labels {labels!r}")
-        pairs = [f'{labels[i]}="{_escape(values[i])}"' for i in order]
+        pairs = [f'{labels[i]}="{escape_label(values[i])}"' for i in order]
         braces = f"{{{','.join(pairs)}}}" if pairs else ""
         if bounds is None:
             starts.append(f"{name}{braces} ")

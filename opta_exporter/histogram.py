@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 Labels = tuple[str, ...]
 
 
+def le_values(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The `le` label values as the client library writes them, `+Inf` last."""
+    return (*(repr(float(b)) for b in bounds), "+Inf")
+
+
 @dataclass
 class Series:
     counts: list[int]
@@ -22,9 +27,7 @@ class Series:
 
     def cumulative(self, bounds: tuple[float, ...]) -> list[tuple[str, float]]:
         out, running = [], 0
-        for bound, count in zip(
-            (*(repr(float(b)) for b in bounds), "+Inf"), self.counts, strict=True
-        ):
+        for bound, count in zip(le_values(bounds), self.counts, strict=True):
             running += count
             out.append((bound, float(running)))
         return out
@@ -34,11 +37,6 @@ class Series:
 class HistogramFamily:
     bounds: tuple[float, ...]
     series: dict[Labels, Series] = field(default_factory=dict)
-
-    @property
-    def les(self) -> tuple[str, ...]:
-        """The `le` label values as the client library writes them."""
-        return (*(repr(float(b)) for b in self.bounds), "+Inf")
 
     def observe(self, labels: Labels, value: float) -> None:
         """`le` is inclusive: a value equal to a bound lands in that bound's bucket."""
