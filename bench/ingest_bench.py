@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import requests
-
 from bench import probes
 from bench.agents import Agent
 from bench.feed import FeedInfo, FeedServer, release
 from bench.report import Json, Scraper, percentile, scrape, summary
+from bench.scrape_client import ScrapeClient
 
 NO_RECONNECT = {"backoff_base": 120.0, "backoff_cap": 120.0, "snapshot_interval": 3600.0}
 LABELS = {
@@ -29,8 +28,8 @@ Run = tuple[probes.Mark, probes.Mark, list[float]]  # start, end, scrape seconds
 
 
 def _events_on_metrics(url: str) -> float:
-    with requests.Session() as session:
-        text = scrape(session, url)[1]
+    with ScrapeClient(url) as client:
+        text = scrape(client)[1]
     total = 0.0
     for line in text.splitlines():
         if line.startswith("opta_lmx_events_total{") and 'event="heartbeat"' not in line:

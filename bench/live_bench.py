@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-import requests
-
 from bench import probes
 from bench.agents import Agent
 from bench.report import FORMATS, Json, metric_value, percentile, scrape, summary
+from bench.scrape_client import ScrapeClient
 from opta_exporter.daemon import Exporter
 from opta_exporter.simulator import LmxSimulator
 
@@ -36,13 +35,11 @@ def lmx_and_exporter(
             yield sim, exp, exp.call(probes.exporter_url)
 
 
-def _until_visible(
-    session: requests.Session, url: str, value: float, name: str, **labels: str
-) -> float:
+def _until_visible(client: ScrapeClient, value: float, name: str, **labels: str) -> float:
     """Scrape until /metrics shows the sample >= value; the monotonic time it did."""
     deadline = time.monotonic() + VISIBLE_TIMEOUT
     while time.monotonic() < deadline:
-        seen = metric_value(scrape(session, url)[1], name, **labels)
+        seen = metric_value(scrape(client)[1], name, **labels)
         if seen is not None and seen >= value:
             return time.monotonic()
     raise TimeoutError(f"{name}{labels} did not reach {value} on /metrics")
@@ -57,7 +54,7 @@ def prompt_delivery(chunked: bool, probes_count: int) -> Json:
     longest any event waits, by design)."""
     to_state, to_metrics, in_window = [], [], []
     pause = threading.Event()
-    with lmx_and_exporter({"chunked": chunked}) as (sim, exp, url), requests.Session() as s:
+    with lmx_and_exporter({"chunked": chunked}) as (sim, exp, url), ScrapeClient(url) as s:
         reloads = 0
         for _ in range(probes_count):
             for publish in (
@@ -70,7 +67,7 @@ def prompt_delivery(chunked: bool, probes_count: int) -> Json:
                 )
                 published = sim.call(publish)
                 arrived = pending.result()
-                seen = _until_visible(s, url, float(reloads), "opta_lmx_config_reloads_total")
+                seen = _until_visible(s, float(reloads), "opta_lmx_config_reloads_total")
                 if publish is probes.publish_probe:
                     to_state.append(1e3 * (arrived - published))
                     to_metrics.append(1e3 * (seen - published))
@@ -90,16 +87,16 @@ def scrape_cost(model_counts: tuple[int, ...], scrapes: int) -> list[Json]:
     gzip accepted, as Prometheus does."""
     names = [f"mlx-community/bench-model-{i:03d}-4bit" for i in range(max(model_counts))]
     rows, filled = [], 0
-    with lmx_and_exporter(snapshot_interval=3600.0) as (_, exp, url), requests.Session() as s:
+    with lmx_and_exporter(snapshot_interval=3600.0) as (_, exp, url), ScrapeClient(url) as s:
         for count in model_counts:
             exp.call(probes.fill, names[filled:count])
             filled = count
             kept = exp.call(probes.models_admitted)
             for fmt, headers in FORMATS.items():
                 for _ in range(5):
-                    scrape(s, url, headers)  # warm-up
+                    scrape(s, headers)  # warm-up
                 before = exp.call(probes.exporter_mark)
-                timed = [scrape(s, url, headers) for _ in range(scrapes)]
+                timed = [scrape(s, headers) for _ in range(scrapes)]
                 after = exp.call(probes.exporter_mark)
                 seconds = [t for t, _ in timed]
                 rows.append({
@@ -231,7 +228,7 @@ def recovery(repeats: int, backoff_base: float) -> Json:
     `opta_lmx_up 1` and the new snapshot's model, at the first backoff step."""
     times: list[float] = []
     reloads = 0
-    with lmx_and_exporter(backoff_base=backoff_base) as (sim, exp, url), requests.Session() as s:
+    with lmx_and_exporter(backoff_base=backoff_base) as (sim, exp, url), ScrapeClient(url) as s:
         for k in range(repeats):
             # An event on this connection makes it healthy, so the next wait is the first step.
             reloads += 1
@@ -241,7 +238,7 @@ def recovery(repeats: int, backoff_base: float) -> Json:
             pending = exp.send(probes.wait_state, partial(probes.up_with_model, model))
             stopped, _ = sim.call(probes.restart, model)
             pending.result()
-            _until_visible(s, url, 1.0, "opta_lmx_model_loaded", model=model, format="unknown")
-            seen = _until_visible(s, url, 1.0, "opta_lmx_up")
+            _until_visible(s, 1.0, "opta_lmx_model_loaded", model=model, format="unknown")
+            seen = _until_visible(s, 1.0, "opta_lmx_up")
             times.append(seen - stopped)
     return {"backoff_base_s": backoff_base, "seconds": summary(times, 3)}

@@ -16,6 +16,8 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.scrape_client import ScrapeClient
+
 Json = dict[str, Any]
 
 
@@ -57,17 +59,10 @@ TEXT_HEADERS = {"Accept": "text/plain;version=0.0.4", "Accept-Encoding": "gzip"}
 FORMATS = {"openmetrics": PROMETHEUS_HEADERS, "text": TEXT_HEADERS}
 
 
-def scrape(
-    session: requests.Session, url: str, headers: dict[str, str] | None = None
-) -> tuple[float, str]:
-    """(seconds, body) of one GET, timed as the scraper sees it (body decompressed);
-    plain text unless `headers` ask otherwise."""
-    start = time.perf_counter()
-    resp = session.get(url, headers=headers or TEXT_HEADERS, timeout=10.0)
-    body = resp.text
-    seconds = time.perf_counter() - start
-    resp.raise_for_status()
-    return seconds, body
+def scrape(client: ScrapeClient, headers: dict[str, str] | None = None) -> tuple[float, str]:
+    """(seconds, body) of one GET, timed as the scraper sees it (body inflated and
+    decoded); plain text unless `headers` ask otherwise."""
+    return client.get(headers or TEXT_HEADERS)
 
 
 class Scraper:
@@ -81,11 +76,11 @@ class Scraper:
         self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
 
     def _run(self) -> None:
-        with requests.Session() as session:
+        with ScrapeClient(self.url) as client:
             start = time.monotonic()
             n = 0
             while not self._stop.wait(max(start + n * self.period - time.monotonic(), 0.0)):
-                self.seconds.append(scrape(session, self.url, PROMETHEUS_HEADERS)[0])
+                self.seconds.append(scrape(client, PROMETHEUS_HEADERS)[0])
                 n += 1
 
     def __enter__(self) -> Scraper:

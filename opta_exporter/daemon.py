@@ -18,10 +18,11 @@ from urllib3.util.retry import Retry
 from opta_exporter.collector import LmxCollector
 from opta_exporter.config import Config
 from opta_exporter.health import ExporterHealth
+from opta_exporter.httpd import MetricsServer
 from opta_exporter.relay import RelayReader
 from opta_exporter.relay_collector import RelayCollector
 from opta_exporter.relay_text import RelayText
-from opta_exporter.server import MetricsServer, make_app
+from opta_exporter.server import make_app
 from opta_exporter.snapshots import Snapshotter, snapshot_loop
 from opta_exporter.state import LmxState
 from opta_exporter.store import Clock, Store

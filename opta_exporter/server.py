@@ -1,4 +1,4 @@
-"""HTTP: the metrics, a landing page, and /healthz, on a small threaded WSGI server.
+"""HTTP: the metrics, a landing page, and /healthz, as a WSGI app (httpd.py serves it).
 
 The metrics are negotiated as the client library negotiates them (OpenMetrics when
 Prometheus asks for it, gzip when accepted) and written by exposition.py and
@@ -7,18 +7,11 @@ relay_text.py, byte for byte as the library would write them.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import html
 import json
-import logging
-import selectors
-import socket
-import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client.exposition import choose_encoder
 
@@ -28,31 +21,11 @@ from opta_exporter.config import Config
 from opta_exporter.exposition import Exposition
 from opta_exporter.relay_text import RelayText
 from opta_exporter.store import Store
-from opta_exporter.webconfig import BasicAuth, WebConfig
+from opta_exporter.webconfig import BasicAuth
 
-log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 App = Callable[[Environ, StartResponse], Iterable[bytes]]
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that drops mid-request or speaks plain HTTP to TLS: not our fault,
-        not worth a traceback on stderr."""
-        log.debug("HTTP request from %s failed", client_address[0], exc_info=True)
-
-
-class _IPv6Server(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Access logs per scrape would drown the useful lines."""
 
 
 def health(store: Store) -> dict[str, Any]:
@@ -148,51 +121,3 @@ def require_auth(app: App, auth: BasicAuth) -> App:
         return [b"unauthorized\n"]
 
     return guarded
-
-
-class MetricsServer:
-    def __init__(self, host: str, port: int, app: App, web: WebConfig | None = None) -> None:
-        web = web or WebConfig()
-        if web.users:
-            app = require_auth(app, BasicAuth(web.users))
-        server_class = _IPv6Server if ":" in host else _Server
-        self._httpd = make_server(
-            host or "0.0.0.0",  # noqa: S104 - an exporter serves the network by default
-            port,
-            app,
-            server_class=server_class,
-            handler_class=_QuietHandler,
-        )
-        if web.tls is not None:
-            # The handshake runs in the request's own thread, not in the accept loop.
-            self._httpd.socket = web.tls.wrap_socket(
-                self._httpd.socket, server_side=True, do_handshake_on_connect=False
-            )
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _serve(self) -> None:
-        """serve_forever wakes every poll interval to look for a shutdown request (the
-        idle exporter's largest cost after the heartbeats); this loop sleeps until a
-        client connects or stop() writes to the wake-up socket."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._httpd, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while all(key.fileobj is self._httpd for key, _ in selector.select()):
-                self._httpd.handle_request()  # ready: accepts at once, a thread serves it
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        if self._thread.is_alive():  # never started, or stopped before: nothing to wait for
-            self._thread.join(timeout=2.0)
-        self._httpd.server_close()
-        self._wake_r.close()
-        self._wake_w.close()

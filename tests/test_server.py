@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import http.client
+import socket
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
 from opta_exporter.daemon import Exporter
+from opta_exporter.httpd import MetricsServer
 from opta_exporter.simulator import LmxSimulator
 from tests.conftest import WAIT, is_open, wait_for
 
@@ -79,20 +82,96 @@ def test_unknown_path_is_404(sim: LmxSimulator, make_exporter: MakeExporter) -> 
     assert requests.get(exporter.url + "/nope", timeout=WAIT).status_code == 404
 
 
+def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+    """Answers with the path it was asked for; /boom is a bug in the app."""
+    if environ["PATH_INFO"] == "/boom":
+        raise RuntimeError("a bug")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"ok {environ['PATH_INFO']}\n".encode()]
+
+
+@pytest.fixture
+def server() -> Iterator[MetricsServer]:
+    server = MetricsServer("127.0.0.1", 0, app, idle_timeout=0.5)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_one_connection_serves_many_scrapes(server: MetricsServer) -> None:
+    """HTTP/1.1 keep-alive, as Prometheus scrapes: no new connection or thread per scrape."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT)
+    sockets = set()
+    for path in ("/a", "/b%20c", "/d?x=1"):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        assert (resp.status, resp.version, resp.will_close) == (200, 11, False)
+        assert resp.getheader("Server", "").startswith("opta-exporter/")
+        sockets.add(conn.sock)
+        assert resp.read() == f"ok {path.split('?')[0].replace('%20', ' ')}\n".encode()
+    assert len(sockets) == 1
+    conn.request("HEAD", "/a")
+    head = conn.getresponse()
+    assert (head.status, head.getheader("Content-Length"), head.read()) == (200, "6", b"")
+    conn.request("GET", "/e")  # no body followed the HEAD's headers on the kept connection
+    assert conn.getresponse().read() == b"ok /e\n"
+    assert len(sockets | {conn.sock}) == 1
+    conn.close()
+
+
+def test_http10_and_connection_close_are_answered_then_closed(server: MetricsServer) -> None:
+    for request in (b"GET /x HTTP/1.0\r\n\r\n", b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+            sock.sendall(request)
+            reply = _until_eof(sock)
+        assert reply.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")), reply
+        assert reply.endswith(b"\r\n\r\nok /x\n")
+
+
+def _until_eof(sock: socket.socket) -> bytes:
+    """Everything the server sends before it closes (the socket's timeout bounds it)."""
+    parts = []
+    while chunk := sock.recv(65536):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def test_an_idle_kept_connection_is_closed_by_the_server(server: MetricsServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+        sock.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert _until_eof(sock).endswith(b"ok /x\n")  # EOF after idle_timeout, not WAIT
+
+
+def test_stop_ends_kept_connections(server: MetricsServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT)
+    conn.request("GET", "/a")
+    assert conn.getresponse().read() == b"ok /a\n"
+    assert conn.sock is not None
+    sock = conn.sock
+    server.stop()
+    sock.settimeout(0.25 * server._httpd.idle_timeout)  # well before the idle timeout
+    assert sock.recv(1) == b""
+    conn.close()
+
+
+def test_an_app_error_is_a_500_and_the_server_goes_on(
+    server: MetricsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{server.port}"
+    assert requests.get(url + "/boom", timeout=WAIT).status_code == 500
+    assert "serving /boom failed" in caplog.text
+    assert requests.get(url + "/a", timeout=WAIT).text == "ok /a\n"
+    assert requests.post(url + "/a", timeout=WAIT).status_code == 501
+
+
 def test_the_server_sleeps_until_a_client_or_stop_and_stops_at_once() -> None:
     """No poll interval: stop() wakes the accept loop itself. Stopping a server that never
     started, or stopping twice, is harmless."""
-    from opta_exporter.server import MetricsServer
-
-    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok\n"]
-
     MetricsServer("127.0.0.1", 0, app).stop()
     server = MetricsServer("127.0.0.1", 0, app)
     server.start()
     url = f"http://127.0.0.1:{server.port}/"
-    assert [requests.get(url, timeout=WAIT).text for _ in range(3)] == ["ok\n"] * 3
+    assert [requests.get(url, timeout=WAIT).text for _ in range(3)] == ["ok /\n"] * 3
     server.stop()
     assert not server._thread.is_alive()
     server.stop()
