@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from itertools import accumulate, chain, repeat
-from operator import add, attrgetter, itemgetter
+from itertools import accumulate
+from operator import add, is_, itemgetter
 from struct import pack
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from prometheus_client.utils import floatToGoString
 
@@ -33,8 +33,6 @@ _go: Callable[[float], str] = lru_cache(maxsize=4096)(floatToGoString)
 Keys = tuple[tuple[str, ...], ...]
 _label_values: Callable[[Sample], tuple[str, ...]] = itemgetter(0)
 _value: Callable[[Sample], float] = itemgetter(1)
-_counts: Callable[[Series], list[int]] = attrgetter("counts")
-_total: Callable[[Series], float] = attrgetter("total")
 
 
 @lru_cache(maxsize=4096)  # model ids recur in many families
@@ -98,7 +96,8 @@ class Exposition:
     its text until a number changes.
 
     Concurrent scrapes may render at once: entries are immutable and replaced whole (a
-    dict item assignment), so no lock is needed.
+    dict item assignment), so no lock is needed. Tables come from a store view: a
+    histogram series there never changes, so a series seen before keeps its text.
     """
 
     def __init__(self) -> None:
@@ -140,30 +139,40 @@ def _histogram(
     table: HistogramFamily,
     om: bool,
 ) -> _Family:
-    """A series' lines: its cumulative bucket counts, `_count` (the last of them), `_sum`."""
-    series = table.series.values()
-    counts = tuple(map(tuple, map(_counts, series)))
-    sums = tuple(map(_total, series))
+    """A series' lines: its cumulative bucket counts, `_count` (the last of them), `_sum`.
+    A scrape's copy shares a series until it is observed again (histogram.py), so a
+    series that is the same object as last time keeps its text."""
+    series = tuple(table.series.values())
     lines = _fitting(old, spec, tuple(table.series), table.bounds, om)
-    if old is not None and lines is old.lines and old.seen == (counts, sums) and 0.0 not in sums:
-        return old  # (a sum of 0.0 might now be -0.0)
-    text = lines.slots.copy()
-    if sums:
-        width = len(table.bounds) + 3  # numbers a series: buckets, _count, _sum
-        # cumulative counts, then the count again twice: for _count, and _sum's place
-        ints = list(chain.from_iterable(map(accumulate, map(add, counts, repeat((0, 0))))))
-        top = max(ints[width - 2 :: width])  # counts only grow: a series' count is its largest
-        text[1::2] = map(str, ints)
-        plain = _plain(sums)
-        text[2 * width - 1 :: 2 * width] = (
-            map(repr, map(float, sums)) if plain else map(_spell, sums)
-        )
-        if top >= _EXACT:  # spelled with an exponent, so without the ".0" that follows
-            for i, count in enumerate(ints):
-                if count >= _EXACT and i % width != width - 1:
-                    text[2 * i + 1] = _go(count)
-                    text[2 * i + 2] = text[2 * i + 2].removeprefix(".0")
-    return _Family(lines, (counts, sums), "".join(text))
+    slots, width = lines.slots, len(table.bounds) + 3  # numbers a series: buckets, count, sum
+    if old is not None and lines is old.lines:
+        held, texts = cast("tuple[tuple[Series, ...], list[str]]", old.seen)
+        if all(map(is_, series, held)):
+            return old
+        texts = [
+            text if now is then else _series_text(slots, i, width, now)
+            for i, (now, then, text) in enumerate(zip(series, held, texts, strict=True))
+        ]
+    else:
+        texts = [_series_text(slots, i, width, s) for i, s in enumerate(series)]
+    return _Family(lines, (series, texts), slots[0] + "".join(texts))
+
+
+def _series_text(slots: list[str], index: int, width: int, series: Series) -> str:
+    """The text after the family's header part that belongs to one series: its numbers,
+    each followed by its line's end and the next line's start."""
+    start = 1 + 2 * width * index
+    text = slots[start : start + 2 * width]  # a copy
+    ints = list(accumulate(series.counts))
+    ints.append(ints[-1])  # _count
+    text[0 : 2 * width - 2 : 2] = map(str, ints)
+    text[2 * width - 2] = _spell(series.total)
+    if max(ints) >= _EXACT:  # spelled with an exponent, so without the ".0" that follows
+        for i, count in enumerate(ints):
+            if count >= _EXACT:
+                text[2 * i] = _go(count)
+                text[2 * i + 1] = text[2 * i + 1].removeprefix(".0")
+    return "".join(text)
 
 
 def _same(kept: MetricSpec, spec: MetricSpec) -> bool:

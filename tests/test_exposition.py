@@ -277,6 +277,33 @@ def library_text(families: Tables, openmetrics: bool) -> str:
     return generate_latest(registry).decode()
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["request_completed", "request_completed", "model_unloaded", None]),
+            st.sampled_from(ODD[:3]),
+            st.floats(0.0, 40.0),
+        ),
+        max_size=25,
+    )
+)
+def test_kept_series_text_follows_any_sequence_of_events(
+    steps: list[tuple[str | None, str, float]],
+) -> None:
+    """A histogram series' text is kept while it is the same object in the next scrape's
+    copy: whatever the events between scrapes, the kept text is what a fresh render says."""
+    store = busy_store()
+    exposition = Exposition()
+    for event, model, seconds in steps:
+        if event is not None:
+            data = {"model_id": model, "latency_sec": seconds, "ttft_sec": seconds / 8}
+            store.ingest(event, json.dumps(data))
+        view = store.view()
+        fresh = tables(view.state, view.health, view.now)
+        openmetrics = seconds > 20
+        assert exposition.render(fresh, openmetrics) == render(fresh, openmetrics)
+
+
 def assert_library_text(exposition: Exposition, families: Tables) -> None:
     for openmetrics in (False, True):
         ours = exposition.render(families, openmetrics) + ("# EOF\n" if openmetrics else "")
