@@ -124,6 +124,11 @@ def events_seen(exporter: Exporter) -> int:
         return int(sum(events.values()) - events.get("heartbeat", 0.0))
 
 
+def serving_cpu(exporter: Exporter) -> float:
+    """CPU seconds of the HTTP threads: the accept loop and the kept connections'."""
+    return sum(cpu for name, cpu in thread_cpus().items() if name in ("http", "http-conn"))
+
+
 def exporter_mark(exporter: Exporter) -> Mark:
     return mark(events_seen(exporter))
 
@@ -190,23 +195,39 @@ def fill(exporter: Exporter, models: list[str], requests_per_model: int = 20) ->
         )
         _ingest(exporter, "model_canary_passed", model_id=model, backend="mlx", duration_sec=0.4)
         for i in range(requests_per_model):
-            _ingest(
-                exporter,
-                "request_completed",
-                model_id=model,
-                latency_sec=0.05 * (i + 1),
-                prompt_tokens=100,
-                completion_tokens=50,
-                error=i % 10 == 0,
-                ttft_sec=0.01 * (i + 1),
-            )
-    for i in range(exporter.config.window_size):
+            _request(exporter, model, i)
+    _throughput(exporter, exporter.config.window_size)
+
+
+def _request(exporter: Exporter, model: str, i: int) -> None:
+    _ingest(
+        exporter,
+        "request_completed",
+        model_id=model,
+        latency_sec=0.05 * (i % 40 + 1),
+        prompt_tokens=100,
+        completion_tokens=50,
+        error=i % 10 == 0,
+        ttft_sec=0.01 * (i % 40 + 1),
+    )
+
+
+def _throughput(exporter: Exporter, samples: int) -> None:
+    for i in range(samples):
         _ingest(
             exporter,
             "message",
             type="throughput",
             data={"timestamp": i, "tokensPerSecond": 10.0 + i % 40},
         )
+
+
+def traffic(exporter: Exporter, models: list[str], step: int) -> None:
+    """What a busy LMX changes between two scrapes: a request done on each of a few
+    models (their counters and histogram series), and throughput samples."""
+    for model in models:
+        _request(exporter, model, step)
+    _throughput(exporter, 10)
 
 
 def relay_cost(exporter: Exporter, reads: int) -> Json:
@@ -222,7 +243,7 @@ def relay_cost(exporter: Exporter, reads: int) -> Json:
             raise RuntimeError("relay read failed")
         read_ms.append(1e3 * (time.thread_time() - began))
         began = time.thread_time()
-        lines = text.render(True).count("\n")
+        lines = text.render(True).count(b"\n")
         write_ms.append(1e3 * (time.thread_time() - began))
     return {"reads": reads, "lines": lines, "read_ms": read_ms, "write_ms": write_ms}
 

@@ -87,8 +87,8 @@ class _Lines(NamedTuple):
 
 class _Family(NamedTuple):
     lines: _Lines
-    seen: object  # what `text` was written from: equal again, the text is the same
-    text: str
+    seen: object  # what `data` was written from: equal again, the text is the same
+    data: bytes  # the text, encoded once: a scrape joins bytes
 
 
 class Exposition:
@@ -103,11 +103,11 @@ class Exposition:
     def __init__(self) -> None:
         self._families: dict[tuple[str, bool], _Family] = {}
 
-    def render(self, tables: list[tuple[MetricSpec, Table]], openmetrics: bool) -> str:
-        """Text format 0.0.4, or OpenMetrics 1.0 without its closing `# EOF` (the caller
-        appends more families first)."""
+    def parts(self, tables: list[tuple[MetricSpec, Table]], openmetrics: bool) -> list[bytes]:
+        """Each family's text, encoded: text format 0.0.4, or OpenMetrics 1.0 without
+        its closing `# EOF` (the caller appends more families first)."""
         families = self._families
-        out: list[str] = []
+        out: list[bytes] = []
         for spec, table in tables:
             old = families.get((spec.name, openmetrics))
             if isinstance(table, HistogramFamily):
@@ -116,8 +116,12 @@ class Exposition:
                 new = _samples(old, spec, table, openmetrics)
             if new is not old:
                 families[spec.name, openmetrics] = new
-            out.append(new.text)
-        return "".join(out)
+            out.append(new.data)
+        return out
+
+    def render(self, tables: list[tuple[MetricSpec, Table]], openmetrics: bool) -> str:
+        """The parts as one text."""
+        return b"".join(self.parts(tables, openmetrics)).decode()
 
 
 def _samples(old: _Family | None, spec: MetricSpec, table: list[Sample], om: bool) -> _Family:
@@ -130,7 +134,7 @@ def _samples(old: _Family | None, spec: MetricSpec, table: list[Sample], om: boo
     floats = tuple(map(float, map(_value, rows)))
     text = lines.slots.copy()
     text[1::2] = map(repr, floats) if not floats or _plain(floats) else map(_spell, floats)
-    return _Family(lines, seen, "".join(text))
+    return _Family(lines, seen, "".join(text).encode())
 
 
 def _histogram(
@@ -155,7 +159,7 @@ def _histogram(
         ]
     else:
         texts = [_series_text(slots, i, width, s) for i, s in enumerate(series)]
-    return _Family(lines, (series, texts), slots[0] + "".join(texts))
+    return _Family(lines, (series, texts), "".join((slots[0], *texts)).encode())
 
 
 def _series_text(slots: list[str], index: int, width: int, series: Series) -> str:

@@ -64,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
+        threading.current_thread().name = "http-conn"  # what a thread dump shows
         super().setup()
         self.connection.settimeout(self.server.idle_timeout)  # a read or write idles out
         with self.server.lock:

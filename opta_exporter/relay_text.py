@@ -44,16 +44,16 @@ class RelayText:
     def __init__(self, reader: RelaySource) -> None:
         self._reader = reader
         self._lock = threading.Lock()
-        self._cached: dict[bool, tuple[RelayView, str]] = {}
+        self._cached: dict[bool, tuple[RelayView, bytes]] = {}
 
-    def render(self, openmetrics: bool) -> str:
-        """Text format 0.0.4, or OpenMetrics without its closing `# EOF`."""
+    def render(self, openmetrics: bool) -> bytes:
+        """Text format 0.0.4, or OpenMetrics without its closing `# EOF`, encoded."""
         view = self._reader.view()
         with self._lock:
             hit = self._cached.get(openmetrics)
             if hit is not None and _same(hit[0], view):
                 return hit[1]
-        text = write(relay_metrics(view), openmetrics)
+        text = write(relay_metrics(view), openmetrics).encode()
         with self._lock:
             self._cached[openmetrics] = (view, text)
         return text

@@ -7,9 +7,9 @@ relay_text.py, byte for byte as the library would write them.
 
 from __future__ import annotations
 
-import gzip
 import html
 import json
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,14 +58,13 @@ def metrics_body(
     _, content_type = choose_encoder(accept)
     openmetrics = content_type.startswith("application/openmetrics-text")
     view = store.view()
-    parts = [
-        (exposition or Exposition()).render(tables(view.state, view.health, view.now), openmetrics)
-    ]
+    exposition = exposition or Exposition()
+    parts = exposition.parts(tables(view.state, view.health, view.now), openmetrics)
     if relay is not None:
         parts.append(relay.render(openmetrics))
     if openmetrics:
-        parts.append("# EOF\n")
-    return "".join(parts).encode(), content_type  # one copy of ~350 KB, not one per part
+        parts.append(b"# EOF\n")
+    return b"".join(parts), content_type  # the only copy of the whole ~350 KB
 
 
 def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
@@ -76,7 +75,8 @@ def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
         body, content_type = metrics_body(store, relay, environ.get("HTTP_ACCEPT", ""), exposition)
         headers = [("Content-Type", content_type)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)  # 9 costs 10x the time for 20 %
+            # gzip, level 1: 9 costs 10x the time for 20 %; the CRC in the same pass
+            body = zlib.compress(body, 1, wbits=31)
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(len(body))))
         start_response("200 OK", headers)

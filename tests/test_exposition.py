@@ -176,16 +176,16 @@ def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimul
     registry.register(RelayCollector(reader))
     relay = RelayText(reader)
     first = relay.render(False)
-    assert first == generate_latest(registry).decode()
+    assert first == generate_latest(registry)
     assert relay.render(False) is first  # no change since the read: the same text
     om = relay.render(True)
-    assert "# EOF" not in om
-    assert "lmx_model_requests_total" in om
+    assert b"# EOF" not in om
+    assert b"lmx_model_requests_total" in om
     sim.record_request('we"ird\\x', latency_sec=0.2)
     assert reader.read_once()
     second = relay.render(False)
     assert second is not first
-    assert 'lmx_model_requests_total{model="we\\"ird\\\\x"} 2.0' in second
+    assert b'lmx_model_requests_total{model="we\\"ird\\\\x"} 2.0' in second
 
 
 def test_the_histogram_cache_never_serves_stale_lines() -> None:

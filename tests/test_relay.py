@@ -470,7 +470,7 @@ def test_served_relay_text_is_the_library_text(openmetrics: bool) -> None:
         expected = generate_latest(registry).decode()
     assert "lmx_draft_ratio_sum" in expected
     assert WEIRD_ESCAPED in expected
-    assert RelayText(source).render(openmetrics) == expected
+    assert RelayText(source).render(openmetrics).decode() == expected
 
 
 def test_collector_relays_under_lmx_names_and_skips_what_snapshots_give() -> None:
