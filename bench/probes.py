@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -316,13 +315,12 @@ def read_transport(reader: Reader, count: int, expected_bytes: int) -> Mark:
 
 
 def read_minimal(reader: Reader, count: int, window: float) -> tuple[Mark, Mark]:
-    """The floor for any Python consumer here: read1 on the connection's reader, split at
-    blank lines, json.loads and one dict update per event, and nothing else (no framing
+    """The floor for any Python consumer here: the exporter's own reads (wire.receive),
+    split at blank lines, json.loads and one dict update per event, and nothing else (no framing
     checks, no state); with `window` > 0 paced by the exporter's own `wire.paced`. Marks
     at the start and once `count` events other than heartbeats were read."""
     assert reader.resp is not None
-    fp = reader.resp.raw._fp.fp  # type: ignore[union-attr]
-    reads: Iterator[bytes] = iter(partial(fp.read1, 65536), b"")
+    reads = wire.receive(reader.resp.raw._fp.fp)  # type: ignore[union-attr]
     if window > 0:
         reads = wire.paced(reads, window, time.monotonic, time.sleep)
     counts: dict[str, int] = {}

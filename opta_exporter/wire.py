@@ -58,7 +58,7 @@ def _buffered_reader(resp: requests.Response) -> Any:
     return reader if callable(getattr(reader, "read1", None)) else None
 
 
-def _receive(reader: Any) -> Iterator[bytes]:
+def receive(reader: Any) -> Iterator[bytes]:
     """Whatever has arrived, read by read1 until the reader's buffer is drained (a read
     shorter than asked for), then from its socket: the same bytes, without the buffered
     and socket-IO layers' Python frames on every wakeup (bench/README.md: ~0.15 % of a
@@ -108,7 +108,7 @@ def chunks(
     plain = resp.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
     reads: Iterator[bytes]
     if reader is not None and plain and (raw.chunked or "Content-Length" not in resp.headers):
-        reads = _receive(reader)
+        reads = receive(reader)
         if window > 0:
             reads = paced(reads, window, clock, wait)
         return dechunk(reads) if raw.chunked else reads

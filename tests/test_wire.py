@@ -7,7 +7,7 @@ import io
 import socket
 from collections.abc import Iterator
 
-from opta_exporter.wire import PACED_BELOW, READ_SIZE, _receive, paced
+from opta_exporter.wire import PACED_BELOW, READ_SIZE, paced, receive
 
 
 class FakeTime:
@@ -65,7 +65,7 @@ def test_receive_hands_over_the_buffered_bytes_then_reads_the_socket() -> None:
     with ours, theirs, ours.makefile("rb") as reader:
         theirs.sendall(b"HTTP/1.1 200 OK\r\n\r\nfirst")
         assert reader.readline() == b"HTTP/1.1 200 OK\r\n"  # the rest stays buffered
-        reads = _receive(reader)
+        reads = receive(reader)
         assert next(reads) == b"\r\nfirst"
         calls = []
         real = ours.recv
@@ -94,4 +94,4 @@ class _Spy(socket.socket):
 
 def test_receive_without_a_socket_keeps_reading_the_reader() -> None:
     reader = io.BufferedReader(io.BytesIO(b"x" * (READ_SIZE + 5)))
-    assert [len(piece) for piece in _receive(reader)] == [READ_SIZE, 5]
+    assert [len(piece) for piece in receive(reader)] == [READ_SIZE, 5]
