@@ -26,15 +26,21 @@ from opta_exporter.webconfig import BasicAuth, WebConfig
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 120.0  # longer than any sane scrape interval's gap; Go's clients idle 90 s
+# Kept connections at once: a Prometheus HA pair, a few dashboards and curls fit, a client
+# that leaks connections cannot turn into thousands of threads.
+MAX_CONNECTIONS = 64
 
 
 class _Server(ThreadingMixIn, TCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: App, idle_timeout: float) -> None:
-        self.app, self.idle_timeout = app, idle_timeout
+    def __init__(
+        self, address: tuple[str, int], app: App, idle_timeout: float, max_connections: int
+    ) -> None:
+        self.app, self.idle_timeout, self.max_connections = app, idle_timeout, max_connections
         self.connections: set[socket.socket] = set()
+        self.refusing = False
         self.lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -42,6 +48,26 @@ class _Server(ThreadingMixIn, TCPServer):
         """A client that drops mid-request or speaks plain HTTP to TLS: not our fault,
         not worth a traceback on stderr."""
         log.debug("HTTP request from %s failed", client_address[0], exc_info=True)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Over the limit, a new connection is closed at once (the scraper retries);
+        said once per spell of refusals, not once per connection."""
+        with self.lock:
+            if len(self.connections) < self.max_connections:
+                self.connections.add(request)
+                self.refusing = False
+                return True
+            if self.refusing:
+                return False
+            self.refusing = True
+        log.warning("HTTP: %d connections open, new ones refused", self.max_connections)
+        return False
+
+    def shutdown_request(self, request: Any) -> None:
+        """After the connection's thread, or a refusal: its slot is free again."""
+        with self.lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
 
     def close_connections(self) -> None:
         """Ends every kept connection: each thread's blocked read returns at once."""
@@ -67,13 +93,6 @@ class _Handler(BaseHTTPRequestHandler):
         threading.current_thread().name = "http-conn"  # what a thread dump shows
         super().setup()
         self.connection.settimeout(self.server.idle_timeout)  # a read or write idles out
-        with self.server.lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Access logs per scrape would drown the useful lines."""
@@ -127,14 +146,16 @@ class MetricsServer:
         port: int,
         app: App,
         web: WebConfig | None = None,
+        *,
         idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         web = web or WebConfig()
         if web.users:
             app = require_auth(app, BasicAuth(web.users))
         server_class = _IPv6Server if ":" in host else _Server
         address = (host or "0.0.0.0", port)  # noqa: S104 - an exporter serves the network
-        self._httpd = server_class(address, app, idle_timeout)
+        self._httpd = server_class(address, app, idle_timeout, max_connections)
         if web.tls is not None:
             # The handshake runs in the connection's own thread, not in the accept loop.
             self._httpd.socket = web.tls.wrap_socket(

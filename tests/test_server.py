@@ -154,6 +154,43 @@ def test_stop_ends_kept_connections(server: MetricsServer) -> None:
     conn.close()
 
 
+def test_connections_over_the_limit_are_refused_until_one_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = MetricsServer("127.0.0.1", 0, app, max_connections=2)
+    server.start()
+    try:
+        kept = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT) for _ in "ab"]
+        for conn in kept:
+            conn.request("GET", "/k")
+            assert conn.getresponse().read() == b"ok /k\n"
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+                assert sock.recv(1) == b""  # closed at once, before any request
+        assert caplog.text.count("new ones refused") == 1  # once per spell, not per refusal
+        kept.pop().close()  # the server sees EOF and frees the slot
+        assert _get_once_admitted(server.port, "/n").endswith(b"ok /n\n")
+        for conn in kept:
+            conn.close()
+    finally:
+        server.stop()
+
+
+def _get_once_admitted(port: int, path: str) -> bytes:
+    """The server frees a slot when it has seen the other connection's EOF, a moment after
+    the close: a refusal shows as an empty reply, so connect again (bounded)."""
+    for _ in range(500):
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+            try:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+                reply = _until_eof(sock)
+            except ConnectionError:  # refused while we were still sending
+                continue
+        if reply:
+            return reply
+    raise AssertionError("no slot came free")
+
+
 def test_an_app_error_is_a_500_and_the_server_goes_on(
     server: MetricsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
