@@ -8,7 +8,6 @@ runs the live demo scenario (simulator_demo.py).
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -20,14 +19,15 @@ from opta_exporter import simulator_docs as docs
 from opta_exporter.simulator_http import LmxHttpServer, WireOptions
 from opta_exporter.simulator_hub import EventHub
 from opta_exporter.simulator_metrics import RequestCounters
+from opta_exporter.simulator_models import ModelLifecycle
 
 STOP_JOIN_SEC = 0.4
 REQUESTS_KEPT = 10_000  # requests_seen is bounded so a long demo run does not grow forever
-READINESS_BEFORE_LOADED = ("unknown", "admitted", "loading", "canary_pending")
 
 
-class LmxSimulator:
-    """LMX on loopback. One Condition guards all state, the subscribers and the counters."""
+class LmxSimulator(ModelLifecycle):
+    """LMX on loopback. One Condition guards all state, the subscribers and the counters;
+    ModelLifecycle (simulator_models) holds what tests do to the models and requests."""
 
     def __init__(
         self,
@@ -141,119 +141,6 @@ class LmxSimulator:
 
     def publish_status_envelope(self) -> None:
         self.publish_envelope("status", self.status_envelope())
-
-    # -- model state -------------------------------------------------------------------
-    def load_model(
-        self,
-        model_id: str,
-        *,
-        fmt: str = "mlx",
-        memory_gb: float = 4.0,
-        duration_sec: float = 1.5,
-        emit: bool = True,
-    ) -> None:
-        """Load as /admin/models/load does, streaming LMX's eight-event sequence in order."""
-        backend = "llama-cpp" if fmt == "gguf" else "mlx-lm"
-        if emit:
-            for previous, state in itertools.pairwise(READINESS_BEFORE_LOADED):
-                self._readiness(model_id, previous, state)
-        with self._cond:
-            self._models[model_id] = docs.Model(fmt, memory_gb, time.time())
-        if not emit:
-            return
-        self._emit(
-            "model_loaded",
-            model_id=model_id,
-            format=fmt,
-            memory_gb=memory_gb,
-            duration_sec=duration_sec,
-        )
-        self._emit("model_canary_started", model_id=model_id, backend=backend)
-        self._readiness(model_id, "canary_pending", "routable")
-        self._emit(
-            "model_compatibility_recorded",
-            model_id=model_id,
-            backend=backend,
-            backend_version="0.26.0",
-            outcome="pass",
-            reason=None,
-            ts=time.time(),
-            metadata={"source": "load"},
-        )
-        self._emit("model_canary_passed", model_id=model_id, backend=backend, duration_sec=0.4)
-
-    def _readiness(self, model_id: str, previous: str, state: str) -> None:
-        self._emit(
-            "model_readiness_changed",
-            model_id=model_id,
-            previous_state=previous,
-            state=state,
-            reason=None,
-            crash_count=0,
-            updated_at=time.time(),
-        )
-
-    def _emit(self, event_type: str, **data: object) -> None:
-        self.publish(event_type, data)
-
-    def unload_model(self, model_id: str, *, reason: str = "manual", emit: bool = True) -> None:
-        """LMX sends `model_unloaded` alone: no readiness event follows an unload."""
-        with self._cond:
-            model = self._models.pop(model_id, None)
-        if emit:
-            freed = model.memory_gb if model else 0.0
-            self._emit("model_unloaded", model_id=model_id, memory_freed_gb=freed, reason=reason)
-
-    def set_models(self, models: dict[str, float]) -> None:
-        """Replace the model set without a single event, as after an unseen LMX restart."""
-        now = time.time()
-        with self._cond:
-            self._models = {
-                mid: docs.Model("gguf" if mid.endswith(".gguf") else "mlx", gb, now)
-                for mid, gb in models.items()
-            }
-
-    def record_request(
-        self,
-        model_id: str,
-        *,
-        latency_sec: float = 0.5,
-        prompt_tokens: int = 10,
-        completion_tokens: int = 20,
-        error: bool = False,
-        stream: bool = False,
-        ttft_sec: float | None = None,
-        tokens_per_second: float | None = None,
-    ) -> None:
-        """Count a finished request. LMX itself emits no event for it, so by default neither
-        does this; emit_request_events=True sends the documented `request_completed`."""
-        with self._cond:
-            self._requests.record(
-                model_id,
-                latency_sec=latency_sec,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                error=error,
-                stream=stream,
-            )
-            if tokens_per_second is not None:
-                self._tokens_per_second = tokens_per_second
-        if self._emit_requests:
-            optional = {"ttft_sec": ttft_sec, "tokens_per_second": tokens_per_second}
-            self._emit(
-                "request_completed",
-                model_id=model_id,
-                latency_sec=latency_sec,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                stream=stream,
-                error=error,
-                **{k: v for k, v in optional.items() if v is not None},
-            )
-
-    def set_in_flight(self, n: int) -> None:
-        with self._cond:
-            self._in_flight = n
 
     # -- observation -------------------------------------------------------------------
     def subscriber_count(self) -> int:
