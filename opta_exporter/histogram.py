@@ -32,7 +32,7 @@ class Series:
     total: float = 0.0
     generation: int = field(default=-1, compare=False)  # the family's that may write it
 
-    def copy(self, generation: int = -1) -> Series:
+    def copy(self, generation: int) -> Series:
         return Series(list(self.counts), self.total, generation)
 
     def cumulative(self, bounds: tuple[float, ...]) -> list[tuple[str, float]]:

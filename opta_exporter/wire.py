@@ -4,7 +4,6 @@ how another thread reaches its socket. No state, no threads."""
 from __future__ import annotations
 
 import email.utils
-import functools
 import math
 import socket
 import time
@@ -69,7 +68,7 @@ def receive(reader: Any) -> Iterator[bytes]:
         return
     yield data
     sock = getattr(getattr(reader, "raw", None), "_sock", None)
-    recv = sock.recv if isinstance(sock, socket.socket) else functools.partial(reader.read1)
+    recv = sock.recv if isinstance(sock, socket.socket) else reader.read1
     while data := recv(READ_SIZE):
         yield data
 
