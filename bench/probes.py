@@ -28,6 +28,7 @@ from opta_exporter import wire
 from opta_exporter.config import Config
 from opta_exporter.daemon import Exporter
 from opta_exporter.health import ExporterHealth
+from opta_exporter.pacer import Pacer
 from opta_exporter.relay_text import RelayText
 from opta_exporter.simulator import LmxSimulator
 from opta_exporter.state import LmxState
@@ -317,12 +318,11 @@ def read_transport(reader: Reader, count: int, expected_bytes: int) -> Mark:
 def read_minimal(reader: Reader, count: int, window: float) -> tuple[Mark, Mark]:
     """The floor for any Python consumer here: the exporter's own reads (wire.receive),
     split at blank lines, json.loads and one dict update per event, and nothing else (no framing
-    checks, no state); with `window` > 0 paced by the exporter's own `wire.paced`. Marks
+    checks, no state); with `window` > 0 paced by the exporter's own `pacer.Pacer`. Marks
     at the start and once `count` events other than heartbeats were read."""
     assert reader.resp is not None
-    reads = wire.receive(reader.resp.raw._fp.fp)  # type: ignore[union-attr]
-    if window > 0:
-        reads = wire.paced(reads, window, time.monotonic, time.sleep)
+    pacer = Pacer(window) if window > 0 else None
+    reads = wire.receive(reader.resp.raw._fp.fp, pacer)  # type: ignore[union-attr]
     counts: dict[str, int] = {}
     seen, tail = 0, b""
     start = mark()

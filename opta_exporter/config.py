@@ -38,7 +38,7 @@ class Config:
     connect_timeout: float = 5.0
     snapshot_interval: float = 60.0
     relay_interval: float = 15.0
-    batch_window: float = 0.04
+    batch_window: float = 0.25
     window_size: int = 300
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
@@ -98,9 +98,11 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--lmx.batch-window",
         "batch_window",
-        "Longest an event waits so a busy stream is read in batches (fewer wakeups, less "
-        "CPU); a lone event is read at once; 0 reads every event at once.",
-        "40ms",
+        "Longest an event waits unread while a busy stream is read in batches (fewer "
+        "wakeups, less CPU); a lone event is read at once, a scrape or snapshot first "
+        "reads what has arrived, 8 KiB waiting ends a batch early; 0 reads every event "
+        "at once.",
+        "250ms",
     ),
     Option(
         "--web.listen-address", "listen_address", "Address to serve metrics on.", f":{DEFAULT_PORT}"

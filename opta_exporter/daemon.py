@@ -71,6 +71,7 @@ class Exporter:
             sleep=sleep,
             rng=rng,
         )
+        self.store.sync = self.consumer.flush
         # /metrics writes the exporter's families itself and appends the relay's text;
         # the registry holds both for library users and tests.
         self.relay: RelayReader | None = None

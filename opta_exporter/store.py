@@ -22,6 +22,10 @@ def _as_bytes(data: str | bytes) -> bytes:
     return data.encode() if isinstance(data, str) else data
 
 
+def _no_sync() -> bool:
+    return True
+
+
 class Clock(Protocol):
     def time(self) -> float: ...
     def monotonic(self) -> float: ...
@@ -52,6 +56,10 @@ class Store:
         self.state = state
         self.health = health
         self.clock: Clock = clock or SystemClock()
+        # Called before the state is read for someone outside (a scrape, a snapshot):
+        # the stream thread may be batching its reads (pacer.py), and they must see
+        # what LMX has already sent. The daemon sets it to the stream's flush.
+        self.sync: Callable[[], object] = _no_sync
 
     def ingest_events(self, events: list[SseEvent]) -> list[EventError]:
         """One lock per read, not per event: a chunk often carries several."""
@@ -79,6 +87,8 @@ class Store:
         return EventError(reason, detail)
 
     def seq(self) -> int:
+        """Where the state stands, after what LMX has sent so far (a snapshot compares)."""
+        self.sync()
         with self.lock:
             return self.state.seq
 
@@ -128,6 +138,7 @@ class Store:
             self.changed.notify_all()
 
     def view(self) -> View:
+        self.sync()
         with self.lock:
             state, health = self.state.copy(), self.health.copy()
         return View(state, health, self.clock.monotonic(), self.clock.time())

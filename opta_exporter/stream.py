@@ -15,7 +15,6 @@ import logging
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 import requests
@@ -24,6 +23,7 @@ from urllib3.exceptions import DecodeError, HTTPError
 
 from opta_exporter.config import Config
 from opta_exporter.events import EventError
+from opta_exporter.pacer import Pacer
 from opta_exporter.snapshots import Snapshotter
 from opta_exporter.sse import SseParser
 from opta_exporter.store import Store
@@ -39,6 +39,7 @@ from opta_exporter.wire import (
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_LIMIT_HINT_AFTER = 3
+FLUSH_TIMEOUT = 0.25  # the most a scrape waits for a batching stream thread
 
 
 class StreamConsumer:
@@ -69,6 +70,11 @@ class StreamConsumer:
         self._last_logged: str | None = None
         self._logged_errors: set[str] = set()
         self._empty_closes = 0
+        self.pacer = Pacer(config.batch_window) if config.batch_window > 0 else None
+
+    def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
+        """From a reader of the state: have the bytes LMX has sent so far applied first."""
+        return self.pacer is None or self.pacer.flush(timeout)
 
     def _nap(self, seconds: float) -> None:
         self._stop.wait(seconds)  # a stop request cuts the backoff short
@@ -193,8 +199,9 @@ class StreamConsumer:
         clock, stale = self._store.clock, self._config.stale_timeout
         last_event = clock.monotonic()
         oversize = 0
+        reads = chunks(resp, self.pacer)
         try:
-            for chunk in chunks(resp, self._config.batch_window, clock.monotonic, time.sleep):
+            for chunk in reads:
                 self._empty_closes = 0
                 events = parser.feed(chunk)
                 # id: and retry: count even in a block without data (WHATWG)
@@ -224,6 +231,11 @@ class StreamConsumer:
                 raise StreamEnded(
                     "eof", f"connection broken ({type(exc).__name__})", healthy=got_event
                 ) from None
+        finally:
+            # now, not whenever a traceback lets go of it: a scrape must not wait on a
+            # connection that is over
+            with contextlib.suppress(Exception):
+                getattr(reads, "close", lambda: None)()
         if self._stop.is_set():
             return
         reason = self._interrupt_reason or "eof"

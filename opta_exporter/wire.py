@@ -6,17 +6,15 @@ from __future__ import annotations
 import email.utils
 import math
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from opta_exporter.chunked import dechunk
+from opta_exporter.pacer import READ_SIZE, Pacer
 
-READ_SIZE = 65536
-PACED_BELOW = 8192  # ~50 LMX events; below a TLS record (16 KiB), so TLS is never paced
 MAX_SERVER_WAIT = 600.0  # the most a Retry-After or retry: may make us wait
 
 
@@ -57,59 +55,34 @@ def _buffered_reader(resp: requests.Response) -> Any:
     return reader if callable(getattr(reader, "read1", None)) else None
 
 
-def receive(reader: Any) -> Iterator[bytes]:
+def receive(reader: Any, pacer: Pacer | None = None) -> Iterator[bytes]:
     """Whatever has arrived, read by read1 until the reader's buffer is drained (a read
     shorter than asked for), then from its socket: the same bytes, without the buffered
-    and socket-IO layers' Python frames on every wakeup (bench/README.md: ~0.15 % of a
-    core less at 50 events/s)."""
+    and socket-IO layers' Python frames on every wakeup (bench/README.md). A plain socket
+    is read through `pacer` when there is one; TLS (whose records the socket buffers
+    out of poll's sight) and anything else unusual is read as it comes."""
     while len(data := reader.read1(READ_SIZE)) == READ_SIZE:
         yield data
     if not data:
         return
     yield data
     sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if pacer is not None and type(sock) is socket.socket:
+        yield from pacer.reads(sock, just_read=True)
+        return
     recv = sock.recv if isinstance(sock, socket.socket) else reader.read1
     while data := recv(READ_SIZE):
         yield data
 
 
-def paced(
-    reads: Iterator[bytes], window: float, clock: Callable[[], float], wait: Callable[[float], Any]
-) -> Iterator[bytes]:
-    """While events come faster than one per two windows, let `window` pass after a small
-    read before the next: a busy stream then costs one wakeup per window instead of one
-    per event (each costs ~100 us of CPU on a small VM, see bench/README.md), and no event
-    waits longer than the window. A quiet stream (heartbeats, a lone event) is read at
-    once and never paused: a pause that catches nothing would be a wakeup of its own. A
-    read of PACED_BELOW bytes or more is never followed by a pause, so a burst drains at
-    full speed and the kernel never holds more than a window's worth."""
-    previous = -math.inf
-    for data in reads:
-        read_at = clock()
-        yield data
-        if len(data) < PACED_BELOW and read_at - previous < 2 * window:
-            rest = read_at + window - clock()
-            if rest > 0:
-                wait(rest)
-        previous = read_at
-
-
-def chunks(
-    resp: requests.Response,
-    window: float = 0.0,
-    clock: Callable[[], float] = time.monotonic,
-    wait: Callable[[float], Any] = time.sleep,
-) -> Iterator[bytes]:
+def chunks(resp: requests.Response, pacer: Pacer | None = None) -> Iterator[bytes]:
     """Large reads that still hand over each event at once (see measurements.md and
     chunked.py): the connection's reader, then its socket, return whatever has arrived. A body
     with a content coding or a length (neither is LMX's) goes through urllib3."""
     raw, reader = resp.raw, _buffered_reader(resp)
     plain = resp.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
-    reads: Iterator[bytes]
     if reader is not None and plain and (raw.chunked or "Content-Length" not in resp.headers):
-        reads = receive(reader)
-        if window > 0:
-            reads = paced(reads, window, clock, wait)
+        reads = receive(reader, pacer)
         return dechunk(reads) if raw.chunked else reads
     if raw.chunked:
         return raw.stream(READ_SIZE, decode_content=True)

@@ -13,6 +13,7 @@ import requests
 from opta_exporter.config import Config
 from opta_exporter.daemon import Exporter
 from opta_exporter.health import ExporterHealth
+from opta_exporter.pacer import PAUSE
 from opta_exporter.simulator import LmxSimulator
 from opta_exporter.snapshots import Snapshotter
 from opta_exporter.state import LmxState
@@ -268,3 +269,36 @@ def test_jitter_stays_within_half_to_full_delay() -> None:
             rng=functools.partial(float, draw),
         )
         assert consumer.next_wait(StreamEnded("eof", "x")) == expected
+
+
+def _reload(sim: LmxSimulator) -> None:
+    sim.publish("config_reloaded", {"routing_aliases": 0, "memory_threshold": 90})
+
+
+def test_a_scrape_reads_what_a_batching_reader_has_left_in_the_socket(
+    sim: LmxSimulator, make_exporter: MakeExporter
+) -> None:
+    """With a 60 s window, only the scrape's flush can bring the third event to /metrics
+    within WAIT: the reader pauses after the second, which came right after the first."""
+    exporter = make_exporter(sim, batch_window=60.0, heartbeat_interval=3600.0)
+    wait_for(exporter, is_open)
+    pacer = exporter.consumer.pacer
+    assert pacer is not None
+    for n in (1.0, 2.0):
+        _reload(sim)
+        assert _scraped(exporter, n) == n
+    assert pacer.wait_for_state(PAUSE, WAIT)  # two reads within the window: batching
+    _reload(sim)
+    assert _scraped(exporter, 3.0) == 3.0
+    assert exporter.store.state.config_reloads == 3.0
+
+
+def _scraped(exporter: Exporter, want: float) -> float | None:
+    """Scrape until the reload count is `want` (the event's bytes may still be in flight
+    when a scrape flushes); bounded."""
+    seen = None
+    for _ in range(1000):
+        seen = value(scrape(exporter), "opta_lmx_config_reloads_total")
+        if seen == want:
+            break
+    return seen
