@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -49,36 +49,42 @@ def _until_visible(client: ScrapeClient, value: float, name: str, **labels: str)
 IN_WINDOW_GAP = 0.005  # the probe follows a filler event by this much
 
 
-def prompt_delivery(chunked: bool, probes_count: int) -> Json:
+def prompt_delivery(chunked: bool, probes_count: int, window: float) -> Json:
     """Server hands one small event to the wire -> the exporter's state -> /metrics: a lone
-    event, and one that lands 5 ms into a batch window two filler events opened (the
-    longest any event waits, by design)."""
-    to_state, to_metrics, in_window = [], [], []
+    event; one that lands 5 ms into a batch window two filler events opened, while
+    /metrics is scraped (each scrape flushes the reader: pacer.py); and that same event
+    with nobody scraping, which waits out the window by design."""
+    to_state, to_metrics, in_window, in_window_state = [], [], [], []
     pause = threading.Event()
     with lmx_and_exporter({"chunked": chunked}) as (sim, exp, url), ScrapeClient(url) as s:
         reloads = 0
+
+        def probe(publish: Callable[[LmxSimulator], float]) -> tuple[float, float]:
+            nonlocal reloads
+            reloads += 1
+            pending = exp.send(probes.wait_state, partial(probes.config_reloads_at_least, reloads))
+            return sim.call(publish), pending.result()
+
+        in_a_window = partial(probes.publish_in_window, gap=IN_WINDOW_GAP)
         for _ in range(probes_count):
-            for publish in (
-                probes.publish_probe,
-                partial(probes.publish_in_window, gap=IN_WINDOW_GAP),
-            ):
-                reloads += 1
-                pending = exp.send(
-                    probes.wait_state, partial(probes.config_reloads_at_least, reloads)
-                )
-                published = sim.call(publish)
-                arrived = pending.result()
-                seen = _until_visible(s, float(reloads), "opta_lmx_config_reloads_total")
-                if publish is probes.publish_probe:
-                    to_state.append(1e3 * (arrived - published))
-                    to_metrics.append(1e3 * (seen - published))
-                else:
-                    in_window.append(1e3 * (seen - published))
-                pause.wait(0.1)  # past the window: the next lone probe is read at once
+            published, arrived = probe(probes.publish_probe)
+            seen = _until_visible(s, float(reloads), "opta_lmx_config_reloads_total")
+            to_state.append(1e3 * (arrived - published))
+            to_metrics.append(1e3 * (seen - published))
+            pause.wait(window + 0.1)  # a window passes dry: the next probe is read at once
+            reloads += 1
+            published = sim.call(in_a_window)
+            seen = _until_visible(s, float(reloads), "opta_lmx_config_reloads_total")
+            in_window.append(1e3 * (seen - published))
+            pause.wait(window + 0.1)
+            published, arrived = probe(in_a_window)
+            in_window_state.append(1e3 * (arrived - published))
+            pause.wait(window + 0.1)
     return {
         "state_ms": summary(to_state, 2),
         "metrics_ms": summary(to_metrics, 2),
         "in_window_metrics_ms": summary(in_window, 2),
+        "in_window_unscraped_state_ms": summary(in_window_state, 2),
     }
 
 

@@ -185,6 +185,10 @@ def table(r: Json) -> str:
             f"| prompt delivery, {key.replace('_', '-')}: 5 ms into a batch window, to /metrics | "
             f"{_fmt(p[key]['in_window_metrics_ms'], ' ms', 1)} |"
         )
+        lines.append(
+            f"| (no target) the same event, nobody scraping: to the exporter's state | "
+            f"{_fmt(p[key]['in_window_unscraped_state_ms'], ' ms', 1)} |"
+        )
     for row in r["scrape"]:
         lines.append(
             f"| scrape, {row['format']}, {row['models_offered']} models "

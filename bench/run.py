@@ -91,8 +91,8 @@ def run(mode: str, log: bool = True) -> Json:
         rss = ingest_bench.memory(source, info, sizes.memory_blocks)
     step("prompt delivery")
     result["prompt_delivery"] = {
-        "chunked": live_bench.prompt_delivery(True, sizes.probes),
-        "close_delimited": live_bench.prompt_delivery(False, sizes.probes),
+        "chunked": live_bench.prompt_delivery(True, sizes.probes, Config().batch_window),
+        "close_delimited": live_bench.prompt_delivery(False, sizes.probes, Config().batch_window),
     }
     step("scrape cost")
     result["scrape"] = live_bench.scrape_cost(sizes.scrape_models, sizes.scrapes)

@@ -61,6 +61,7 @@ def test_tiny_run_produces_table_and_json_of_the_documented_shape(
         _stats(r["prompt_delivery"][framing]["state_ms"])
         _stats(r["prompt_delivery"][framing]["metrics_ms"])
         _stats(r["prompt_delivery"][framing]["in_window_metrics_ms"])
+        _stats(r["prompt_delivery"][framing]["in_window_unscraped_state_ms"])
     assert [(row["format"], row["models_offered"]) for row in r["scrape"]] == [
         ("openmetrics", 3),
         ("text", 3),

@@ -12,7 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from opta_exporter.health import ExporterHealth
 from opta_exporter.pacer import BATCH_BYTES, Pacer
+from opta_exporter.state import LmxState
+from opta_exporter.store import Store
 
 WAIT = 10.0
 STALE = 30.0
@@ -219,3 +222,15 @@ def test_a_flush_from_the_reading_thread_itself_does_not_wait_on_itself() -> Non
         assert next(reads) == b"x"
         assert pacer.flush(WAIT)  # would otherwise wait out WAIT and fail
         reads.close()
+
+
+def test_the_store_flushes_before_every_outside_read() -> None:
+    """A scrape (view) and a snapshot (seq) must see what the stream has received."""
+    store = Store(LmxState(), ExporterHealth())
+    asked: list[str] = []
+    store.sync = lambda: asked.append("sync")
+    store.view()
+    store.seq()
+    assert asked == ["sync", "sync"]
+    store.ingest("config_reloaded", b'{"routing_aliases": 0}')  # the stream's own writes
+    assert asked == ["sync", "sync"]

@@ -275,11 +275,13 @@ def _reload(sim: LmxSimulator) -> None:
     sim.publish("config_reloaded", {"routing_aliases": 0, "memory_threshold": 90})
 
 
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
 def test_a_scrape_reads_what_a_batching_reader_has_left_in_the_socket(
-    sim: LmxSimulator, make_exporter: MakeExporter
+    chunked: bool, make_sim: MakeSim, make_exporter: MakeExporter
 ) -> None:
     """With a 60 s window, only the scrape's flush can bring the third event to /metrics
     within WAIT: the reader pauses after the second, which came right after the first."""
+    sim = make_sim(chunked=chunked)
     exporter = make_exporter(sim, batch_window=60.0, heartbeat_interval=3600.0)
     wait_for(exporter, is_open)
     pacer = exporter.consumer.pacer
