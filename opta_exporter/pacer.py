@@ -9,7 +9,9 @@ arrived (SO_RCVLOWAT: the kernel wakes it then, so the socket never holds more t
 (heartbeats, a lone event) is read the moment a byte arrives. Whoever reads the state (a
 scrape, a snapshot) calls `flush()` first: a pausing thread is woken, reads what has
 arrived and applies it before `flush()` returns, so /metrics never lags the wire by the
-window; only readers that do not ask (a heartbeat's timestamp) see the batching.
+window; only readers that do not ask (a heartbeat's timestamp) see the batching. A
+thread that reads bytes as they come holds nothing back, so a scrape never queues
+behind a burst.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from typing import Any, Protocol
 READ_SIZE = 65536
 BATCH_BYTES = 8192  # ~40 LMX events, well under any socket buffer
 
-QUIET, PAUSE, BUSY = "quiet", "pause", "busy"
+# What the reading thread is doing, as `flush` sees it: waiting on a quiet stream (all
+# that came is applied), pausing (bytes may be held back), applying what a pause held,
+# or draining a stream that keeps it busy (it applies as fast as it can; waiting on it
+# would only slow the scrape).
+QUIET, PAUSE, HELD, DRAIN = "quiet", "pause", "held", "drain"
 
 
 class Poller(Protocol):
@@ -50,6 +56,8 @@ class Pacer:
         self._clock = clock
         self._poller = poller
         self._cond = threading.Condition(threading.Lock())
+        # Written by the reading thread alone, without the lock (one store; a flush that
+        # reads it a moment late at worst pokes a reader that already woke).
         self._state = QUIET
         self._live = False
         self._reader: int | None = None  # the reading thread, which must never wait on itself
@@ -60,14 +68,16 @@ class Pacer:
         self._watchers = 0
 
     def flush(self, timeout: float) -> bool:
-        """Return once the bytes that had arrived are applied (True), or after `timeout`
-        if the stream thread did not get there (False: the caller shows what is applied)."""
+        """Return once the bytes held back by a pause are applied (True), or after
+        `timeout` if the stream thread did not get there (False: the caller shows what
+        is applied)."""
         with self._cond:
-            if not self._live or self._state == QUIET or self._reader == threading.get_ident():
+            state = self._state
+            if not self._live or state in (QUIET, DRAIN) or self._reader == threading.get_ident():
                 return True
             self._asked += 1
             target = self._asked
-            if self._state == PAUSE and not self._poked and self._wake is not None:
+            if state == PAUSE and not self._poked and self._wake is not None:
                 self._poked = True
                 os.write(self._wake, b"\0")
             return self._cond.wait_for(lambda: self._done >= target, timeout)
@@ -80,13 +90,13 @@ class Pacer:
                 self._cond.notify_all()
 
     def _enter(self, state: str) -> None:
-        with self._cond:
-            self._state = state
-            if self._watchers:
+        self._state = state
+        if self._watchers:
+            with self._cond:
                 self._cond.notify_all()
 
     def wait_for_state(self, state: str, timeout: float) -> bool:
-        """For tests and tools: block until the reader is quiet, pausing or busy."""
+        """For tests and tools: block until the reader is in `state`."""
         with self._cond:
             self._watchers += 1
             try:
@@ -110,9 +120,9 @@ class Pacer:
         poller.register(sock, select.POLLIN)
         poller.register(wake_r, select.POLLIN)
         with self._cond:
-            self._live, self._state, self._wake, self._poked = True, BUSY, wake_w, False
-            self._reader = threading.get_ident()
-            self._done = self._asked
+            self._live, self._wake, self._poked = True, wake_w, False
+            self._reader, self._done = threading.get_ident(), self._asked
+        self._enter(DRAIN)
         lowat, busy, expired = 1, False, False
         last_data = self._clock() if just_read else -math.inf
         try:
@@ -120,19 +130,26 @@ class Pacer:
                 asked = self._asked  # flushes this read will answer
                 try:
                     data: bytes | None = sock.recv(READ_SIZE)
-                except BlockingIOError:
+                except BlockingIOError:  # a pause that caught nothing, or a poke
                     data = None
-                if data is not None:
-                    if not data:
-                        return
+                if data:
                     now = self._clock()
                     busy, expired = busy or now - last_data < self.window, False
                     last_data = now
                     yield data
                     self._answer(asked)
-                    continue
-                self._answer(asked)  # nothing left unread
-                busy = busy and not expired  # a whole window passed dry: the batch is over
+                    if len(data) == READ_SIZE:
+                        continue  # more is waiting: a burst is read at full speed
+                elif data is None:
+                    self._answer(asked)
+                    busy = busy and not expired  # a whole window passed dry: batch over
+                else:
+                    return
+                if self._asked > self._done:
+                    continue  # a flush came while applying: read what came since first
+                # Wait: for any byte on a quiet stream; on a busy one for the rest of
+                # the window or BATCH_BYTES, whichever comes first (bytes left from the
+                # last read wait with the rest).
                 timeout: float | None = quiet_ms
                 want = BATCH_BYTES if busy else 1
                 if busy:
@@ -141,7 +158,7 @@ class Pacer:
                     lowat = _set_lowat(sock, want)
                 self._enter(PAUSE if busy else QUIET)
                 ready = poller.poll(timeout)
-                self._enter(BUSY)
+                self._enter(HELD if busy else DRAIN)
                 if not ready and not busy:
                     raise TimeoutError(f"no byte for {stale}s")
                 expired = not ready

@@ -129,13 +129,7 @@ def test_a_busy_stream_pauses_until_a_flush_which_returns_after_the_bytes(rig: R
 
 def test_a_pause_ends_when_batch_bytes_are_waiting(rig: Rig) -> None:
     """LMX's queue holds 100 events: the kernel wakes the reader at ~40, window or not."""
-    rig.next_wait()
-    rig.theirs.sendall(b"a")
-    rig.wait_got(1)
-    rig.next_wait()
-    rig.theirs.sendall(b"b")
-    rig.wait_got(2)
-    assert rig.next_wait() == PAUSE
+    _make_busy(rig)
     rig.theirs.sendall(b"x" * BATCH_BYTES)
     assert len(rig.wait_got(2 + BATCH_BYTES)) == 2 + BATCH_BYTES  # no flush, no 60 s
 
@@ -155,18 +149,42 @@ def test_a_window_that_passes_dry_ends_the_batch() -> None:
         rig.close()
 
 
-def test_flush_waits_for_the_read_being_handled_and_gives_up_at_its_timeout(rig: Rig) -> None:
-    rig.next_wait()
-    rig.hold.clear()  # the reader will sit on its next read, as a slow ingest would
-    rig.theirs.sendall(b"held")
-    rig.wait_got(4)
-    assert not rig.pacer.flush(0.05)  # busy with a read: not handed on yet
+def test_flush_waits_while_held_bytes_are_applied_and_gives_up_at_its_timeout(
+    rig: Rig,
+) -> None:
+    _make_busy(rig)
+    rig.hold.clear()  # the reader will sit on what the pause held, as a slow ingest would
+    rig.theirs.sendall(b"x" * BATCH_BYTES)
+    rig.wait_got(3)
+    assert not rig.pacer.flush(0.05)  # held bytes not handed on yet: the caller goes on
     answered: list[bool] = []
     flusher = threading.Thread(target=lambda: answered.append(rig.pacer.flush(WAIT)))
     flusher.start()
     rig.hold.set()
     flusher.join(WAIT)
     assert answered == [True]
+
+
+def test_flush_does_not_wait_on_a_reader_that_reads_as_bytes_come(rig: Rig) -> None:
+    """Outside a batch the reader applies everything at once: a scrape under a burst
+    must not queue behind it."""
+    rig.next_wait()
+    rig.hold.clear()
+    rig.theirs.sendall(b"lone")
+    rig.wait_got(4)
+    assert rig.pacer.flush(0.0)
+    rig.hold.set()
+
+
+def _make_busy(rig: Rig) -> None:
+    """Two reads within the window: the reader pauses after the second."""
+    assert rig.next_wait() == QUIET_WAIT
+    rig.theirs.sendall(b"a")
+    rig.wait_got(1)
+    assert rig.next_wait() == QUIET_WAIT
+    rig.theirs.sendall(b"b")
+    rig.wait_got(2)
+    assert rig.next_wait() == PAUSE
 
 
 def test_flush_never_waits_when_nothing_is_read_or_the_stream_is_quiet(rig: Rig) -> None:
@@ -176,13 +194,7 @@ def test_flush_never_waits_when_nothing_is_read_or_the_stream_is_quiet(rig: Rig)
 
 
 def test_the_end_of_the_stream_ends_reads_and_frees_every_flush(rig: Rig) -> None:
-    rig.next_wait()
-    rig.theirs.sendall(b"a")
-    rig.wait_got(1)
-    rig.next_wait()
-    rig.theirs.sendall(b"b")
-    rig.wait_got(2)
-    assert rig.next_wait() == PAUSE
+    _make_busy(rig)
     rig.theirs.shutdown(socket.SHUT_WR)
     rig.thread.join(WAIT)
     assert not rig.thread.is_alive()
@@ -192,13 +204,7 @@ def test_the_end_of_the_stream_ends_reads_and_frees_every_flush(rig: Rig) -> Non
 
 def test_a_shutdown_from_another_thread_wakes_a_pause(rig: Rig) -> None:
     """How the consumer's interrupt() ends a stream: it shuts the socket down."""
-    rig.next_wait()
-    rig.theirs.sendall(b"a")
-    rig.wait_got(1)
-    rig.next_wait()
-    rig.theirs.sendall(b"b")
-    rig.wait_got(2)
-    assert rig.next_wait() == PAUSE
+    _make_busy(rig)
     rig.ours.shutdown(socket.SHUT_RDWR)
     rig.thread.join(WAIT)
     assert not rig.thread.is_alive()
