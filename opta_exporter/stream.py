@@ -1,12 +1,5 @@
-"""The consumer thread: requests -> SSE parser -> store, reconnecting through tenacity.
-
-Backoff is exponential with *proportional* jitter: each wait is drawn from [d/2, d] where
-d = base * 2^(failures-1), capped. One exporter per LMX is no thundering herd, so full
-jitter's spread buys little, while a floor of d/2 guarantees attempts are spaced (a full
-or restarting LMX is never hammered). The failure count resets once a connection has
-delivered an event; auth failures wait the cap; `retry:` and `Retry-After` set a floor
-(bounded by MAX_SERVER_WAIT, so a hostile header cannot park the daemon for a month).
-"""
+"""The consumer thread: requests -> SSE parser -> store, reconnecting through tenacity
+with the policy of backoff.py."""
 
 from __future__ import annotations
 
@@ -21,6 +14,7 @@ import requests
 import tenacity
 from urllib3.exceptions import DecodeError, HTTPError
 
+from opta_exporter.backoff import Backoff
 from opta_exporter.config import Config
 from opta_exporter.events import EventError
 from opta_exporter.pacer import Pacer
@@ -28,7 +22,6 @@ from opta_exporter.snapshots import Snapshotter
 from opta_exporter.sse import SseParser
 from opta_exporter.store import Store
 from opta_exporter.wire import (
-    MAX_SERVER_WAIT,
     StreamEnded,
     check_response,
     chunks,
@@ -60,10 +53,8 @@ class StreamConsumer:
         self._session = session
         self._stop = stop
         self._sleep = sleep or self._nap
-        self._rng = rng
-        self._failures = 0
+        self._backoff = Backoff(config.backoff_base, config.backoff_cap, rng)
         self._last_event_id: str | None = None
-        self._server_retry: float | None = None
         self._resp: requests.Response | None = None
         self._resp_lock = threading.Lock()
         self._interrupt_reason: str | None = None
@@ -79,27 +70,11 @@ class StreamConsumer:
     def _nap(self, seconds: float) -> None:
         self._stop.wait(seconds)  # a stop request cuts the backoff short
 
-    # -- the tenacity policy ------------------------------------------------------------
-    def next_wait(self, ended: StreamEnded) -> float:
-        if ended.reason == "dropped":
-            return 0.0  # a zombie subscription: resubscribe at once
-        if ended.healthy:
-            self._failures = 0
-        self._failures += 1
-        cfg = self._config
-        if ended.reason == "auth":
-            delay = cfg.backoff_cap
-        else:
-            delay = min(cfg.backoff_cap, cfg.backoff_base * 2 ** (self._failures - 1))
-        wait = delay * (0.5 + 0.5 * self._rng())
-        floor = max(ended.retry_after or 0.0, self._server_retry or 0.0)
-        return max(wait, min(floor, MAX_SERVER_WAIT))
-
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         assert retry_state.outcome is not None
         ended = retry_state.outcome.exception()
         assert isinstance(ended, StreamEnded)
-        wait = self.next_wait(ended)
+        wait = self._backoff.next_wait(ended)
         state = "auth_failed" if ended.reason == "auth" else "backoff"
         self._store.set_connection(state, wait, ended.reason)
         message = f"event stream {ended}; retrying in {wait:.1f}s"
@@ -207,7 +182,7 @@ class StreamConsumer:
                 # id: and retry: count even in a block without data (WHATWG)
                 self._last_event_id = parser.last_event_id
                 if parser.retry_ms is not None:
-                    self._server_retry = parser.retry_ms / 1000.0
+                    self._backoff.server_retry = parser.retry_ms / 1000.0
                 for _ in range(parser.oversize - oversize):
                     self._log_error(self._store.count_error("oversize", "event over 1 MiB"))
                 oversize = parser.oversize

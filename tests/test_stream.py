@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 
 import pytest
-import requests
 
+from opta_exporter.backoff import Backoff
 from opta_exporter.config import Config
 from opta_exporter.daemon import Exporter
 from opta_exporter.health import ExporterHealth
 from opta_exporter.pacer import PAUSE
 from opta_exporter.simulator import LmxSimulator
-from opta_exporter.snapshots import Snapshotter
 from opta_exporter.state import LmxState
-from opta_exporter.store import Store
-from opta_exporter.stream import StreamConsumer
-from opta_exporter.wire import StreamEnded
+from opta_exporter.wire import MAX_SERVER_WAIT, StreamEnded
 from tests.conftest import WAIT, Gate, is_open, scrape, value, wait_for
 
 MakeExporter = Callable[..., Exporter]
@@ -242,33 +238,24 @@ def test_stop_ends_every_thread(sim: LmxSimulator) -> None:
 def test_next_wait_policy(ended: StreamEnded, failures_before: int, expected: float) -> None:
     """Proportional jitter: with rng() = 1 each wait is the undamped delay."""
     config = Config()
-    store = Store(LmxState(), ExporterHealth())
-    consumer = StreamConsumer(
-        config,
-        store,
-        Snapshotter(config, store, requests.Session()),
-        requests.Session(),
-        threading.Event(),
-        rng=lambda: 1.0,
-    )
+    backoff = Backoff(config.backoff_base, config.backoff_cap, rng=lambda: 1.0)
     for _ in range(failures_before):
-        consumer.next_wait(StreamEnded("eof", "x"))
-    assert consumer.next_wait(ended) == expected
+        backoff.next_wait(StreamEnded("eof", "x"))
+    assert backoff.next_wait(ended) == expected
+
+
+def test_a_retry_field_sets_a_floor_a_hostile_one_is_bounded() -> None:
+    backoff = Backoff(1.0, 30.0, rng=lambda: 1.0)
+    backoff.server_retry = 12.0
+    assert backoff.next_wait(StreamEnded("eof", "x")) == 12.0
+    backoff.server_retry = 10.0**9
+    assert backoff.next_wait(StreamEnded("eof", "x")) == MAX_SERVER_WAIT
 
 
 def test_jitter_stays_within_half_to_full_delay() -> None:
-    config = Config(backoff_base=2.0)
-    store = Store(LmxState(), ExporterHealth())
     for draw, expected in ((0.0, 1.0), (0.5, 1.5), (1.0, 2.0)):
-        consumer = StreamConsumer(
-            config,
-            store,
-            Snapshotter(config, store, requests.Session()),
-            requests.Session(),
-            threading.Event(),
-            rng=functools.partial(float, draw),
-        )
-        assert consumer.next_wait(StreamEnded("eof", "x")) == expected
+        backoff = Backoff(2.0, 30.0, rng=functools.partial(float, draw))
+        assert backoff.next_wait(StreamEnded("eof", "x")) == expected
 
 
 def _reload(sim: LmxSimulator) -> None:
