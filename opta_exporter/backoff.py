@@ -12,8 +12,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Protocol
 
-from opta_exporter.wire import MAX_SERVER_WAIT, StreamEnded
+MAX_SERVER_WAIT = 600.0  # the most a Retry-After or retry: may make us wait
+
+
+class Ended(Protocol):
+    """How a connection ended (wire.StreamEnded)."""
+
+    @property
+    def reason(self) -> str: ...
+    @property
+    def healthy(self) -> bool: ...
+    @property
+    def retry_after(self) -> float | None: ...
 
 
 class Backoff:
@@ -24,7 +36,7 @@ class Backoff:
         self._failures = 0
         self.server_retry: float | None = None  # the stream's last `retry:`, in seconds
 
-    def next_wait(self, ended: StreamEnded) -> float:
+    def next_wait(self, ended: Ended) -> float:
         if ended.reason == "dropped":
             return 0.0  # a zombie subscription: resubscribe at once
         if ended.healthy:

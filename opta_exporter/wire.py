@@ -15,8 +15,6 @@ from urllib3.exceptions import ReadTimeoutError
 from opta_exporter.chunked import dechunk
 from opta_exporter.pacer import READ_SIZE, Pacer
 
-MAX_SERVER_WAIT = 600.0  # the most a Retry-After or retry: may make us wait
-
 
 class StreamEnded(Exception):
     """One connection is over; `reason` is the reconnect reason in the contract."""

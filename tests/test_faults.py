@@ -18,7 +18,7 @@ import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
-from opta_exporter import wire
+from opta_exporter import backoff
 from opta_exporter.health import ExporterHealth
 from opta_exporter.state import LmxState
 from tests.conftest import WAIT, Gate
@@ -230,7 +230,7 @@ def test_retry_field_is_bounded(lmx: FaultyLmx, make_rig: MakeRig) -> None:
     lmx.push(events_script(beat(), Raw(b"retry: 2592000000\n\n")))
     rig = make_rig()
     rig.wait_open(resyncs=2)
-    assert CAP <= rig.gate.waits[0] <= wire.MAX_SERVER_WAIT
+    assert CAP <= rig.gate.waits[0] <= backoff.MAX_SERVER_WAIT
     rig.check()
 
 
@@ -457,7 +457,7 @@ def test_retry_after_is_bounded(lmx: FaultyLmx, make_rig: MakeRig) -> None:
     lmx.push(reply(429, ("Retry-After", "99999999")))
     rig = make_rig()
     rig.wait_open()
-    assert rig.gate.waits == [wire.MAX_SERVER_WAIT]
+    assert rig.gate.waits == [backoff.MAX_SERVER_WAIT]
     rig.check()
 
 
