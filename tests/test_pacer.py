@@ -193,21 +193,20 @@ def test_flush_never_waits_when_nothing_is_read_or_the_stream_is_quiet(rig: Rig)
     assert rig.pacer.flush(0.0)
 
 
-def test_the_end_of_the_stream_ends_reads_and_frees_every_flush(rig: Rig) -> None:
+@pytest.mark.parametrize("side", ["lmx closes", "interrupt"])
+def test_the_end_of_the_stream_wakes_a_pause_ends_reads_and_frees_every_flush(
+    rig: Rig, side: str
+) -> None:
+    """LMX closing, or the consumer's interrupt() shutting the socket down."""
     _make_busy(rig)
-    rig.theirs.shutdown(socket.SHUT_WR)
+    if side == "lmx closes":
+        rig.theirs.shutdown(socket.SHUT_WR)
+    else:
+        rig.ours.shutdown(socket.SHUT_RDWR)
     rig.thread.join(WAIT)
     assert not rig.thread.is_alive()
     assert rig.error is None
     assert rig.pacer.flush(0.0)
-
-
-def test_a_shutdown_from_another_thread_wakes_a_pause(rig: Rig) -> None:
-    """How the consumer's interrupt() ends a stream: it shuts the socket down."""
-    _make_busy(rig)
-    rig.ours.shutdown(socket.SHUT_RDWR)
-    rig.thread.join(WAIT)
-    assert not rig.thread.is_alive()
 
 
 def test_silence_past_the_socket_timeout_is_a_timeout() -> None:
