@@ -79,8 +79,12 @@ def ingestion(feed: Agent[FeedServer], info: FeedInfo, rounds: int) -> tuple[Jso
     cpu: dict[str, list[float]] = {k: [] for k in order}
     thread_cpu: list[float] = []
     scrapes: list[float] = []
+    # The two exporter runs go side by side, first one then the other, so the ratio that
+    # contention is made of compares runs seconds apart, not a round's ends.
+    units = [["exporter", "exporter_scraped"], ["baseline"], ["transport"]]
     for r in range(rounds):
-        for name in order[r % len(order) :] + order[: r % len(order)]:
+        turn = units[r % len(units) :] + units[: r % len(units)]
+        for name in [n for unit in turn for n in (unit[::-1] if r % 2 else unit)]:
             run, hz = consumers[name]
             start, end, seconds = run(feed, info, hz)
             rates[name].append(info.events / (end.mono - start.mono))
