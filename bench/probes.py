@@ -134,11 +134,16 @@ def exporter_mark(exporter: Exporter) -> Mark:
 
 
 def wait_events(exporter: Exporter, count: int, timeout: float = 300.0) -> Mark:
-    """Mark taken as soon as `count` events are in the state (polled every 10 ms), or at
-    the timeout with what arrived (a lost event shows as `events < count`)."""
+    """Mark taken as soon as a scrape would show `count` events (polled every 10 ms,
+    flushing the reader as a scrape does: a batch's last events wait for that, or for
+    the window), or at the timeout with what arrived (a lost event shows as
+    `events < count`)."""
     deadline = time.monotonic() + timeout
     stop = threading.Event()
-    while (seen := events_seen(exporter)) < count and time.monotonic() < deadline:
+    while True:
+        exporter.store.sync()
+        if (seen := events_seen(exporter)) >= count or time.monotonic() >= deadline:
+            break
         stop.wait(POLL)
     return mark(seen)
 

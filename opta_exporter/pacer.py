@@ -138,8 +138,8 @@ class Pacer:
                     last_data = now
                     yield data
                     self._answer(asked)
-                    if len(data) == READ_SIZE:
-                        continue  # more is waiting: a burst is read at full speed
+                    if len(data) >= BATCH_BYTES:
+                        continue  # a burst: read on at full speed, its tail included
                 elif data is None:
                     self._answer(asked)
                     busy = busy and not expired  # a whole window passed dry: batch over

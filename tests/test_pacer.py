@@ -134,6 +134,19 @@ def test_a_pause_ends_when_batch_bytes_are_waiting(rig: Rig) -> None:
     assert len(rig.wait_got(2 + BATCH_BYTES)) == 2 + BATCH_BYTES  # no flush, no 60 s
 
 
+def test_after_a_burst_sized_read_the_tail_is_read_without_a_pause(rig: Rig) -> None:
+    """A burst's last events must not sit out a window behind its first ones."""
+    _make_busy(rig)
+    rig.hold.clear()
+    rig.theirs.sendall(b"x" * BATCH_BYTES)
+    rig.wait_got(2 + BATCH_BYTES)
+    rig.theirs.sendall(b"tail")  # arrives while the burst is being applied
+    rig.hold.set()
+    assert rig.wait_got(6 + BATCH_BYTES).endswith(b"tail")  # no flush, no 60 s
+    assert rig.next_wait() == PAUSE  # only after the tail
+    assert rig.waits.empty()
+
+
 def test_a_window_that_passes_dry_ends_the_batch() -> None:
     rig = Rig(window=0.01)
     try:
