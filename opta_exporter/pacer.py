@@ -6,12 +6,15 @@ than an event's own ~8 us (bench/README.md). So once events come faster than one
 window, the thread waits out the window after each read, or until BATCH_BYTES have
 arrived (SO_RCVLOWAT: the kernel wakes it then, so the socket never holds more than
 ~40 events and LMX's 100-event queue never fills), whichever comes first. A quiet stream
-(heartbeats, a lone event) is read the moment a byte arrives. Whoever reads the state (a
-scrape, a snapshot) calls `flush()` first: a pausing thread is woken, reads what has
-arrived and applies it before `flush()` returns, so /metrics never lags the wire by the
-window; only readers that do not ask (a heartbeat's timestamp) see the batching. A
-thread that reads bytes as they come holds nothing back, so a scrape never queues
-behind a burst.
+(heartbeats, a lone event) is read the moment a byte arrives, and a read of BATCH_BYTES
+or more is followed at once by the next (a burst is read at full speed, tail included).
+
+Whoever reads the state (a scrape, a snapshot) calls `flush()` first: a pausing thread
+is woken, reads what has arrived and applies it before `flush()` returns, so /metrics
+never lags the wire by the window; only readers that do not ask (a heartbeat's
+timestamp) see the batching. A thread that reads bytes as they come holds nothing back,
+and a pause younger than FRESH holds nothing older, so a scrape never queues behind a
+burst (where pauses end within milliseconds on BATCH_BYTES).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 
 READ_SIZE = 65536
 BATCH_BYTES = 8192  # ~40 LMX events, well under any socket buffer
+FRESH = 0.01  # a batch younger than this is not worth a scrape's wait (the target is 50 ms)
 
 # What the reading thread is doing, as `flush` sees it: waiting on a quiet stream (all
 # that came is applied), pausing (bytes may be held back), applying what a pause held,
@@ -66,6 +70,7 @@ class Pacer:
         self._wake: int | None = None  # write end of the pipe that cuts a pause short
         self._poked = False
         self._watchers = 0
+        self._paused_at = -math.inf  # when the batch now held began to wait
 
     def flush(self, timeout: float) -> bool:
         """Return once the bytes held back by a pause are applied (True), or after
@@ -75,6 +80,8 @@ class Pacer:
             state = self._state
             if not self._live or state in (QUIET, DRAIN) or self._reader == threading.get_ident():
                 return True
+            if self._clock() - self._paused_at < FRESH:
+                return True  # a busy stream's short pause: what it holds is milliseconds old
             self._asked += 1
             target = self._asked
             if state == PAUSE and not self._poked and self._wake is not None:
@@ -153,7 +160,9 @@ class Pacer:
                 timeout: float | None = quiet_ms
                 want = BATCH_BYTES if busy else 1
                 if busy:
-                    timeout = 1000.0 * max(0.0, last_data + self.window - self._clock())
+                    # all that came before is read: what this pause holds is younger
+                    self._paused_at = now = self._clock()
+                    timeout = 1000.0 * max(0.0, last_data + self.window - now)
                 if want != lowat:
                     lowat = _set_lowat(sock, want)
                 self._enter(PAUSE if busy else QUIET)

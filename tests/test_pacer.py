@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from opta_exporter.health import ExporterHealth
-from opta_exporter.pacer import BATCH_BYTES, Pacer
+from opta_exporter.pacer import BATCH_BYTES, FRESH, Pacer
 from opta_exporter.state import LmxState
 from opta_exporter.store import Store
 
@@ -122,6 +122,9 @@ def test_a_busy_stream_pauses_until_a_flush_which_returns_after_the_bytes(rig: R
     rig.wait_got(6)
     assert rig.next_wait() == PAUSE  # the window from the last read, and the kernel's mark
     rig.theirs.sendall(b"three")  # under the mark: it waits in the socket
+    assert rig.pacer.flush(WAIT)  # a batch this young is not worth waiting for
+    assert b"".join(rig.got) == b"onetwo"
+    rig.now += FRESH  # it has waited long enough to matter
     assert rig.pacer.flush(WAIT)
     assert b"".join(rig.got) == b"onetwothree"  # handed on before flush returned
     assert rig.next_wait() == PAUSE  # still busy: the batch goes on
@@ -169,6 +172,7 @@ def test_flush_waits_while_held_bytes_are_applied_and_gives_up_at_its_timeout(
     rig.hold.clear()  # the reader will sit on what the pause held, as a slow ingest would
     rig.theirs.sendall(b"x" * BATCH_BYTES)
     rig.wait_got(3)
+    rig.now += FRESH
     assert not rig.pacer.flush(0.05)  # held bytes not handed on yet: the caller goes on
     answered: list[bool] = []
     flusher = threading.Thread(target=lambda: answered.append(rig.pacer.flush(WAIT)))
