@@ -63,8 +63,9 @@ class Pacer:
         # Written by the reading thread alone, without the lock (one store; a flush that
         # reads it a moment late at worst pokes a reader that already woke).
         self._state = QUIET
-        self._live = False
-        self._reader: int | None = None  # the reading thread, which must never wait on itself
+        # the reading thread while a connection is read (None: nothing to flush); it
+        # must never wait on itself
+        self._reader: int | None = None
         self._asked = 0  # flushes requested
         self._done = 0  # flushes answered: every byte read before they were asked is applied
         self._wake: int | None = None  # write end of the pipe that cuts a pause short
@@ -78,7 +79,8 @@ class Pacer:
         is applied)."""
         with self._cond:
             state = self._state
-            if not self._live or state in (QUIET, DRAIN) or self._reader == threading.get_ident():
+            reader = self._reader
+            if reader is None or reader == threading.get_ident() or state in (QUIET, DRAIN):
                 return True
             if self._clock() - self._paused_at < FRESH:
                 return True  # a busy stream's short pause: what it holds is milliseconds old
@@ -127,7 +129,7 @@ class Pacer:
         poller.register(sock, select.POLLIN)
         poller.register(wake_r, select.POLLIN)
         with self._cond:
-            self._live, self._wake, self._poked = True, wake_w, False
+            self._wake, self._poked = wake_w, False
             self._reader, self._done = threading.get_ident(), self._asked
         self._enter(DRAIN)
         lowat, busy, expired = 1, False, False
@@ -180,7 +182,7 @@ class Pacer:
                 # Nothing more will be read, so nobody waits for it; and no flush writes
                 # to the pipe after this (a newer connection's pipe is not ours to reset).
                 if self._wake == wake_w:
-                    self._live, self._state, self._wake, self._reader = False, QUIET, None, None
+                    self._state, self._wake, self._reader = QUIET, None, None
                     self._done = self._asked
                     self._cond.notify_all()
             os.close(wake_w)
