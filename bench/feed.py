@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
 from bench.workload import MODELS, chunked, frames
-from opta_exporter.simulator import LmxSimulator
+from lmx_simulator import LmxSimulator
 
 WRITE_SIZE = 1 << 16
 HOLD_TIMEOUT = 600.0

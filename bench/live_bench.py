@@ -15,8 +15,8 @@ from bench import probes
 from bench.agents import Agent
 from bench.report import FORMATS, Json, metric_value, percentile, scrape, summary
 from bench.scrape_client import ScrapeClient
+from lmx_simulator import LmxSimulator
 from opta_exporter.daemon import Exporter
-from opta_exporter.simulator import LmxSimulator
 
 VISIBLE_TIMEOUT = 10.0
 BUSY_MODELS = 5  # models with a request done between two scrapes

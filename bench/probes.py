@@ -24,14 +24,14 @@ from sseclient import SSEClient
 
 from bench.report import Json
 from bench.workload import frames, paced
-from opta_exporter import wire
+from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.health import ExporterHealth
-from opta_exporter.pacer import Pacer
-from opta_exporter.relay_text import RelayText
-from opta_exporter.simulator import LmxSimulator
-from opta_exporter.state import LmxState
+from opta_exporter.relay.text import RelayText
+from opta_exporter.stream import transport as wire
+from opta_exporter.stream.pacer import Pacer
 
 POLL = 0.01  # the harness polls the store instead of waiting on its Condition: see README
 STATUS = Path("/proc/self/status")

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import requests
 
 from opta_exporter.config import Config
-from opta_exporter.health import ExporterHealth
-from opta_exporter.snapshots import SnapshotError, Snapshotter
-from opta_exporter.state import LmxState
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
+from opta_exporter.readers.snapshots import SnapshotError, Snapshotter
 from opta_exporter.store import Store
 
 

@@ -16,7 +16,7 @@ from opta_exporter.check import run_check
 from opta_exporter.config import OPTIONS, ConfigError, config_from_values
 from opta_exporter.daemon import Exporter
 from opta_exporter.logs import setup_logging
-from opta_exporter.webconfig import load_web_config
+from opta_exporter.web.webconfig import load_web_config
 
 log = logging.getLogger("opta_exporter")
 

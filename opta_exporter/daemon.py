@@ -15,19 +15,19 @@ from prometheus_client import CollectorRegistry
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from opta_exporter.collector import LmxCollector
 from opta_exporter.config import Config
-from opta_exporter.health import ExporterHealth
-from opta_exporter.httpd import MetricsServer
-from opta_exporter.relay import RelayReader
-from opta_exporter.relay_collector import RelayCollector
-from opta_exporter.relay_text import RelayText
-from opta_exporter.server import make_app
-from opta_exporter.snapshots import Snapshotter, snapshot_loop
-from opta_exporter.state import LmxState
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
+from opta_exporter.metrics.collector import LmxCollector
+from opta_exporter.readers.snapshots import Snapshotter, snapshot_loop
+from opta_exporter.relay.families import RelayCollector
+from opta_exporter.relay.reader import RelayReader
+from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Clock, Store
-from opta_exporter.stream import StreamConsumer
-from opta_exporter.webconfig import WebConfig
+from opta_exporter.stream.consumer import StreamConsumer
+from opta_exporter.web.app import make_app
+from opta_exporter.web.httpd import MetricsServer
+from opta_exporter.web.webconfig import WebConfig
 
 
 def _snapshot_session() -> requests.Session:

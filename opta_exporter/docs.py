@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from opta_exporter.collector import METRICS
 from opta_exporter.config import ADMIN_KEY_ENV, OPTIONS
-from opta_exporter.relay_collector import RELAY_METRICS
+from opta_exporter.metrics.collector import METRICS
+from opta_exporter.relay.families import RELAY_METRICS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from opta_exporter.events import ErrorReason, EventError
-from opta_exporter.health import ExporterHealth
-from opta_exporter.ingest import ingest
-from opta_exporter.sse import SseEvent
-from opta_exporter.state import LmxState, Snapshot
+from opta_exporter.core.events import ErrorReason, EventError
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.ingest import ingest
+from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.stream.sse import SseEvent
 
 
 def _as_bytes(data: str | bytes) -> bytes:

@@ -14,12 +14,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.health import ExporterHealth
-from opta_exporter.simulator import LmxSimulator
-from opta_exporter.state import LmxState
-from opta_exporter.webconfig import WebConfig
+from opta_exporter.web.webconfig import WebConfig
 
 WAIT = 10.0  # generous upper bound for any wait on a loopback event; never a sleep
 

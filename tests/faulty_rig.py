@@ -20,9 +20,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from opta_exporter.config import Config
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.health import ExporterHealth
-from opta_exporter.state import LmxState
 from tests.conftest import WAIT, Gate
 from tests.faulty_lmx import FaultyLmx
 from tests.helpers import promtool_check

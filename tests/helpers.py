@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opta_exporter.state import Snapshot
+from opta_exporter.core.state import Snapshot
 
 # A model load through LMX's /admin/models/load, as a running LMX streams it (protocol page).
 LOAD_SEQUENCE = (

@@ -15,9 +15,9 @@ import pytest
 from bench import probes
 from bench.agents import Agent
 from bench.run import main
+from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
 from opta_exporter.daemon import Exporter
-from opta_exporter.simulator import LmxSimulator
 from tests.conftest import WAIT, is_open, scrape, value, wait_for
 
 MakeExporter = Callable[..., Exporter]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lmx_simulator import LmxSimulator
 from opta_exporter.cli import main
-from opta_exporter.simulator import LmxSimulator
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opta_exporter.chunked import MAX_SIZE_LINE, ChunkError, Dechunker, dechunk
+from opta_exporter.stream.chunked import MAX_SIZE_LINE, ChunkError, Dechunker, dechunk
 
 
 def frame(*payloads: bytes, last: bytes = b"0\r\n\r\n") -> bytes:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from lmx_simulator import LmxSimulator
 from opta_exporter import __version__
-from opta_exporter.simulator import LmxSimulator
 from tests.conftest import WAIT
 
 

@@ -20,10 +20,10 @@ from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from opta_exporter import __version__
-from opta_exporter.collector import METRICS, LmxCollector
-from opta_exporter.health import CONNECTION_STATES, ExporterHealth
-from opta_exporter.relay_collector import RELAY_METRICS
-from opta_exporter.state import LmxState, Snapshot
+from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
+from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.metrics.collector import METRICS, LmxCollector
+from opta_exporter.relay.families import RELAY_METRICS
 from opta_exporter.store import Store
 from tests.helpers import example_snapshot, promtool_check, read_sse
 

@@ -17,8 +17,8 @@ import yaml
 from grafana.dashboards import DASHBOARDS, OUT_DIR, generate
 from grafana.panels import DS_INPUT
 from grafana.queries import dashboard_queries, metric_names, substitute, variable_promql
-from opta_exporter.collector import METRICS
-from opta_exporter.relay_collector import RELAY_METRICS
+from opta_exporter.metrics.collector import METRICS
+from opta_exporter.relay.families import RELAY_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))

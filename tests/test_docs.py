@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from opta_exporter import docs
-from opta_exporter.collector import METRICS
 from opta_exporter.config import OPTIONS
-from opta_exporter.relay_collector import RELAY_METRICS
+from opta_exporter.metrics.collector import METRICS
+from opta_exporter.relay.families import RELAY_METRICS
 
 
 def test_readme_tables_are_current() -> None:

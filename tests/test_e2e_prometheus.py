@@ -32,13 +32,13 @@ import yaml
 
 from grafana.dashboards import DASHBOARDS, OUT_DIR
 from grafana.queries import DashboardQuery, dashboard_queries, substitute
-from opta_exporter.collector import METRICS
+from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.health import ExporterHealth
-from opta_exporter.relay_collector import RELAY_METRICS
-from opta_exporter.simulator import LmxSimulator
-from opta_exporter.state import LmxState
+from opta_exporter.metrics.collector import METRICS
+from opta_exporter.relay.families import RELAY_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "prometheus" / "prometheus.yml"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from opta_exporter.events import (
+from opta_exporter.core.events import (
     ERROR_REASONS,
     MAX_EVENT_CHARS,
     EventError,

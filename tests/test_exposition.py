@@ -25,13 +25,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from opta_exporter.collector import LmxCollector, MetricSpec, Sample, Table, tables
+from lmx_simulator import LmxSimulator
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.histogram import HistogramFamily, Series
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.exposition import Exposition, render
-from opta_exporter.health import ExporterHealth
-from opta_exporter.histogram import HistogramFamily, Series
-from opta_exporter.simulator import LmxSimulator
-from opta_exporter.state import LmxState
+from opta_exporter.metrics.collector import LmxCollector, MetricSpec, Sample, Table, tables
+from opta_exporter.metrics.exposition import Exposition, render
 from opta_exporter.store import Store
 from tests.conftest import WAIT, is_open, wait_for
 
@@ -165,9 +165,9 @@ def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimul
     from prometheus_client import CollectorRegistry, generate_latest
 
     from opta_exporter.config import Config
-    from opta_exporter.relay import RelayReader
-    from opta_exporter.relay_collector import RelayCollector
-    from opta_exporter.relay_text import RelayText
+    from opta_exporter.relay.families import RelayCollector
+    from opta_exporter.relay.reader import RelayReader
+    from opta_exporter.relay.text import RelayText
 
     sim.record_request('we"ird\\x', latency_sec=0.2)
     reader = RelayReader(Config(lmx_url=sim.url), requests.Session())
@@ -189,7 +189,7 @@ def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimul
 
 
 def test_the_histogram_cache_never_serves_stale_lines() -> None:
-    from opta_exporter.exposition import Exposition
+    from opta_exporter.metrics.exposition import Exposition
 
     store = busy_store()
     exposition = Exposition()
@@ -219,7 +219,7 @@ def test_numbers_are_spelled_as_the_library_spells_them(numbers: list[float]) ->
     from prometheus_client.core import GaugeMetricFamily
     from prometheus_client.registry import Collector
 
-    from opta_exporter.collector import MetricSpec
+    from opta_exporter.metrics.collector import MetricSpec
 
     spec = MetricSpec("x_value", "gauge", ("i",), "x.")
     table: list[tuple[tuple[str, ...], float]] = [((str(i),), v) for i, v in enumerate(numbers)]

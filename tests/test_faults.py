@@ -18,9 +18,9 @@ import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
-from opta_exporter import backoff
-from opta_exporter.health import ExporterHealth
-from opta_exporter.state import LmxState
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
+from opta_exporter.stream import backoff
 from tests.conftest import WAIT, Gate
 from tests.faulty_lmx import FaultyLmx
 from tests.faulty_rig import KEY, Rig, parse, start_rig

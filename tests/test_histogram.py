@@ -7,7 +7,7 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opta_exporter.histogram import HistogramFamily
+from opta_exporter.core.histogram import HistogramFamily
 
 BOUNDS = (0.1, 1.0, 10.0)
 Step = tuple[str, float] | None  # an observation, or None for a copy

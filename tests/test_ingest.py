@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opta_exporter.events import EventError
-from opta_exporter.histogram import HistogramFamily
-from opta_exporter.ingest import ingest
-from opta_exporter.state import LmxState, Snapshot
-from opta_exporter.window import ThroughputWindow
+from opta_exporter.core.events import EventError
+from opta_exporter.core.histogram import HistogramFamily
+from opta_exporter.core.ingest import ingest
+from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.window import ThroughputWindow
 from tests.helpers import LOAD_SEQUENCE, example_snapshot, read_sse
 
 GIB = 1024**3

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from lmx_simulator import LmxSimulator
 from opta_exporter.daemon import Exporter
-from opta_exporter.simulator import LmxSimulator
 from tests.conftest import WAIT, Gate, is_open, scrape, value, wait_for
 
 MakeExporter = Callable[..., Exporter]

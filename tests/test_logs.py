@@ -12,7 +12,7 @@ from opta_exporter.logs import JsonFormatter, LogfmtFormatter, setup_logging
 
 
 def record(msg: str, level: int = logging.WARNING) -> logging.LogRecord:
-    return logging.LogRecord("opta_exporter.stream", level, __file__, 1, msg, None, None)
+    return logging.LogRecord("opta_exporter.stream.consumer", level, __file__, 1, msg, None, None)
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,7 @@ def test_logfmt_round_trips(msg: str) -> None:
     assert "\n" not in line
     fields = dict(part.split("=", 1) for part in shlex.split(line.replace("\\n", "\n")))
     assert fields["level"] == "warn"
-    assert fields["logger"] == "opta_exporter.stream"
+    assert fields["logger"] == "opta_exporter.stream.consumer"
     assert fields["msg"] == msg
 
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from opta_exporter.health import ExporterHealth
-from opta_exporter.pacer import BATCH_BYTES, FRESH, Pacer
-from opta_exporter.state import LmxState
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.store import Store
+from opta_exporter.stream.pacer import BATCH_BYTES, FRESH, Pacer
 
 WAIT = 10.0
 STALE = 30.0

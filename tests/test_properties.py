@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from opta_exporter.collector import LmxCollector
-from opta_exporter.health import ExporterHealth
-from opta_exporter.ingest import NAMED
-from opta_exporter.sse import MAX_EVENT_BYTES, SseParser
-from opta_exporter.state import LmxState, Snapshot
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.ingest import NAMED
+from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.store import Store
+from opta_exporter.stream.sse import MAX_EVENT_BYTES, SseParser
 from tests.faulty_rig import COUNTER_SUFFIXES, Samples, parse
 
 CAP = 3

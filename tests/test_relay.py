@@ -22,12 +22,12 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
-from opta_exporter.relay import RelayReader, RelayView
-from opta_exporter.relay_collector import NOT_RELAYED, RELAY_METRICS, RelayCollector
-from opta_exporter.relay_parse import RelayParse, parse_lmx_metrics
-from opta_exporter.relay_text import RelayText
-from opta_exporter.simulator import LmxSimulator
+from opta_exporter.relay.families import NOT_RELAYED, RELAY_METRICS, RelayCollector
+from opta_exporter.relay.parse import RelayParse, parse_lmx_metrics
+from opta_exporter.relay.reader import RelayReader, RelayView
+from opta_exporter.relay.text import RelayText
 from tests.helpers import promtool_check
 
 WAIT = 10.0

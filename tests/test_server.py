@@ -10,9 +10,9 @@ import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
+from lmx_simulator import LmxSimulator
 from opta_exporter.daemon import Exporter
-from opta_exporter.httpd import MetricsServer
-from opta_exporter.simulator import LmxSimulator
+from opta_exporter.web.httpd import MetricsServer
 from tests.conftest import WAIT, is_open, wait_for
 
 MakeExporter = Callable[..., Exporter]

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from opta_exporter.simulator import LmxSimulator
-from opta_exporter.simulator_demo import MAIN_MODEL, ODD_MODEL, DemoScenario, main, run_demo
+from lmx_simulator import LmxSimulator
+from lmx_simulator.demo import MAIN_MODEL, ODD_MODEL, DemoScenario, main, run_demo
 from tests.helpers import LOAD_SEQUENCE
 
 ODD_ID = '/m/we"ird\\x.gguf'
@@ -486,7 +486,7 @@ def test_demo_main_rejects_a_missing_key_file(tmp_path: Path) -> None:
 def test_module_entry_point_runs_until_sigterm(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("k\n")
-    command = [sys.executable, "-m", "opta_exporter.simulator", "--port", "0"]
+    command = [sys.executable, "-m", "lmx_simulator", "--port", "0"]
     command += ["--admin-key-file", str(key_file)]
     root = Path(__file__).resolve().parents[1]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=root) as proc:

@@ -10,9 +10,9 @@ import requests
 import responses
 
 from opta_exporter.config import Config
-from opta_exporter.health import ExporterHealth
-from opta_exporter.snapshots import Snapshotter, parse_snapshot
-from opta_exporter.state import LmxState, Snapshot
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.readers.snapshots import Snapshotter, parse_snapshot
 from opta_exporter.store import Store
 
 LMX = "http://lmx.test:1234"
@@ -180,7 +180,7 @@ def test_interval_loop_takes_a_second_look_before_calling_it_drift(
 ) -> None:
     import threading
 
-    from opta_exporter.snapshots import snapshot_loop
+    from opta_exporter.readers.snapshots import snapshot_loop
 
     stop = threading.Event()
     fake = FakeSnapshotter(script, stop)
@@ -198,7 +198,7 @@ def test_disagrees_is_read_only_and_honours_the_race_guard() -> None:
     assert state.disagrees(Snapshot(models={}), state.seq)
     assert state.disagrees(Snapshot(models={"a": 1.0, "b": 1.0}), state.seq)
     since = state.seq
-    from opta_exporter.ingest import ingest
+    from opta_exporter.core.ingest import ingest
 
     ingest(state, "model_loaded", '{"model_id": "b"}', 0.0)  # newer than the snapshot
     assert not state.disagrees(Snapshot(models={"a": 1.0}), since)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from opta_exporter.collector import LmxCollector
-from opta_exporter.health import ExporterHealth
-from opta_exporter.state import LmxState
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
+from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.store import Store
 from tests.conftest import Gate
 from tests.faulty_lmx import FaultyLmx

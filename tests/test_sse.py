@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opta_exporter.sse import SseEvent, SseParser
+from opta_exporter.stream.sse import SseEvent, SseParser
 
 E = SseEvent
 CASES: list[tuple[str, bytes, list[SseEvent]]] = [

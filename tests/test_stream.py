@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
-from opta_exporter.backoff import MAX_SERVER_WAIT, Backoff
+from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.health import ExporterHealth
-from opta_exporter.pacer import PAUSE
-from opta_exporter.simulator import LmxSimulator
-from opta_exporter.state import LmxState
-from opta_exporter.wire import StreamEnded
+from opta_exporter.stream.backoff import MAX_SERVER_WAIT, Backoff
+from opta_exporter.stream.pacer import PAUSE
+from opta_exporter.stream.transport import StreamEnded
 from tests.conftest import WAIT, Gate, is_open, scrape, value, wait_for
 
 MakeExporter = Callable[..., Exporter]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from opta_exporter import wire
-from opta_exporter.chunked import dechunk
+from lmx_simulator import LmxSimulator
 from opta_exporter.daemon import Exporter
-from opta_exporter.simulator import LmxSimulator
+from opta_exporter.stream import transport as wire
+from opta_exporter.stream.chunked import dechunk
 from tests.conftest import WAIT, is_open, wait_for
 
 MakeExporter = Callable[..., Exporter]

@@ -11,10 +11,10 @@ import bcrypt
 import pytest
 import requests
 
+from lmx_simulator import LmxSimulator
 from opta_exporter.config import ConfigError
 from opta_exporter.daemon import Exporter
-from opta_exporter.simulator import LmxSimulator
-from opta_exporter.webconfig import BasicAuth, load_web_config
+from opta_exporter.web.webconfig import BasicAuth, load_web_config
 from tests.conftest import WAIT
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()

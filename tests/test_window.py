@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opta_exporter.window import ThroughputWindow, WindowStats, quantile, window_stats
+from opta_exporter.core.window import ThroughputWindow, WindowStats, quantile, window_stats
 
 
 def test_empty_window() -> None:

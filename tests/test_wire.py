@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import socket
 
-from opta_exporter.pacer import READ_SIZE
-from opta_exporter.wire import receive
+from opta_exporter.stream.pacer import READ_SIZE
+from opta_exporter.stream.transport import receive
 
 
 def test_receive_hands_over_the_buffered_bytes_then_reads_the_socket() -> None:

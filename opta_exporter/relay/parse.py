@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from opta_exporter.labels import ModelCap
-from opta_exporter.relay_lines import RelaySample, clean_lines, unescape_help
+from opta_exporter.core.labels import ModelCap
+from opta_exporter.relay.lines import RelaySample, clean_lines, unescape_help
 
 __all__ = ["RelayFamily", "RelayParse", "RelaySample", "cap_models", "parse_lmx_metrics"]
 

@@ -1,4 +1,4 @@
-"""The live demo behind `python -m opta_exporter.simulator`: a busy LMX to point the exporter at.
+"""The live demo behind `python -m lmx_simulator`: a busy LMX to point the exporter at.
 
 Every step is bounded and paced by `stop.wait()`, so SIGINT/SIGTERM end it within one tick.
 The second model's id holds a `"` and a `\\` on purpose: LMX's own /admin/metrics breaks on it.
@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from opta_exporter.simulator import LmxSimulator
+from lmx_simulator.simulator import LmxSimulator
 
 TICK_SEC = 0.1  # throughput envelopes at ~10 Hz, like the dashboard dialect
 MAIN_MODEL = "mlx-community/Qwen3-8B-4bit"
@@ -153,7 +153,7 @@ def run_demo(sim: LmxSimulator, stop: threading.Event, rng: random.Random) -> No
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m opta_exporter.simulator",
+        prog="python -m lmx_simulator",
         description="Run a simulated Opta LMX with a live scenario.",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -204,7 +204,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sim.stop()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -14,14 +14,14 @@ import requests
 import tenacity
 from urllib3.exceptions import DecodeError, HTTPError
 
-from opta_exporter.backoff import Backoff
 from opta_exporter.config import Config
-from opta_exporter.events import EventError
-from opta_exporter.pacer import Pacer
-from opta_exporter.snapshots import Snapshotter
-from opta_exporter.sse import SseParser
+from opta_exporter.core.events import EventError
+from opta_exporter.readers.snapshots import Snapshotter
 from opta_exporter.store import Store
-from opta_exporter.wire import (
+from opta_exporter.stream.backoff import Backoff
+from opta_exporter.stream.pacer import Pacer
+from opta_exporter.stream.sse import SseParser
+from opta_exporter.stream.transport import (
     StreamEnded,
     check_response,
     chunks,

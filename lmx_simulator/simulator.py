@@ -2,8 +2,8 @@
 
 The defaults reproduce a running LMX, quirks included (silent connect, zombie subscribers,
 a 200-with-no-body past the subscriber limit, unescaped label values on /admin/metrics);
-each quirk has a switch. Tests drive it through methods; `python -m opta_exporter.simulator`
-runs the live demo scenario (simulator_demo.py).
+each quirk has a switch. Tests drive it through methods; `python -m lmx_simulator`
+runs the live demo scenario (demo.py).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
-from opta_exporter import simulator_docs as docs
-from opta_exporter.simulator_http import LmxHttpServer, WireOptions
-from opta_exporter.simulator_hub import EventHub
-from opta_exporter.simulator_metrics import RequestCounters
-from opta_exporter.simulator_models import ModelLifecycle
+from lmx_simulator import docs
+from lmx_simulator.httpserver import LmxHttpServer, WireOptions
+from lmx_simulator.hub import EventHub
+from lmx_simulator.metrics import RequestCounters
+from lmx_simulator.models import ModelLifecycle
 
 STOP_JOIN_SEC = 0.4
 REQUESTS_KEPT = 10_000  # requests_seen is bounded so a long demo run does not grow forever
@@ -27,7 +27,7 @@ REQUESTS_KEPT = 10_000  # requests_seen is bounded so a long demo run does not g
 
 class LmxSimulator(ModelLifecycle):
     """LMX on loopback. One Condition guards all state, the subscribers and the counters;
-    ModelLifecycle (simulator_models) holds what tests do to the models and requests."""
+    ModelLifecycle (models.py) holds what tests do to the models and requests."""
 
     def __init__(
         self,
@@ -176,7 +176,7 @@ class LmxSimulator(ModelLifecycle):
         with self._cond:
             return list(self._requests_seen)
 
-    # -- documents served (simulator_http.Backend) -------------------------------------
+    # -- documents served (httpserver.Backend) -------------------------------------
     def note_request(self, method: str, path: str, headers: dict[str, str]) -> None:
         with self._cond:
             self._requests_seen.append((method, path, headers))
@@ -207,12 +207,6 @@ class LmxSimulator(ModelLifecycle):
             return docs.status_envelope(self._state())
 
     def metrics_text(self) -> str:
-        """LMX's own exposition, defect included (see simulator_metrics)."""
+        """LMX's own exposition, defect included (see metrics.py)."""
         with self._cond:
             return self._requests.exposition(docs.metrics_gauges(self._state()))
-
-
-if __name__ == "__main__":
-    from opta_exporter.simulator_demo import main
-
-    raise SystemExit(main())

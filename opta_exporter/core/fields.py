@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from opta_exporter.events import EventError
-from opta_exporter.labels import usable_text
+from opta_exporter.core.events import EventError
+from opta_exporter.core.labels import usable_text
 
 Data = dict[str, Any]
 

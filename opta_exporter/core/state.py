@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opta_exporter.events import ERROR_REASONS
-from opta_exporter.histogram import HistogramFamily
-from opta_exporter.labels import ModelCap, OpenSet
-from opta_exporter.window import ThroughputWindow
+from opta_exporter.core.events import ERROR_REASONS
+from opta_exporter.core.histogram import HistogramFamily
+from opta_exporter.core.labels import ModelCap, OpenSet
+from opta_exporter.core.window import ThroughputWindow
 
 GIB = 1024.0**3
 UNLOAD_REASONS_ALL = ("manual", "ttl", "lru", "canary_failed", "other")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opta_exporter.fields import Data, bad, finite, number, text
-from opta_exporter.state import GIB, LmxState
+from opta_exporter.core.fields import Data, bad, finite, number, text
+from opta_exporter.core.state import GIB, LmxState
 
 Handler = Callable[[LmxState, Data, float], None]
 

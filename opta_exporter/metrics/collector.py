@@ -20,12 +20,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from opta_exporter import __version__
-from opta_exporter.health import CONNECTION_STATES, ExporterHealth
-from opta_exporter.histogram import HistogramFamily
-from opta_exporter.labels import READINESS_STATES
-from opta_exporter.state import LmxState
+from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
+from opta_exporter.core.histogram import HistogramFamily
+from opta_exporter.core.labels import READINESS_STATES
+from opta_exporter.core.state import LmxState
+from opta_exporter.core.window import window_stats
 from opta_exporter.store import Store
-from opta_exporter.window import window_stats
 
 Sample = tuple[tuple[str, ...], float]
 

@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from opta_exporter import __version__
-from opta_exporter.server import App, Environ, require_auth
-from opta_exporter.webconfig import BasicAuth, WebConfig
+from opta_exporter.web.app import App, Environ, require_auth
+from opta_exporter.web.webconfig import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
 

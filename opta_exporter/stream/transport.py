@@ -12,8 +12,8 @@ from typing import Any
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
-from opta_exporter.chunked import dechunk
-from opta_exporter.pacer import READ_SIZE, Pacer
+from opta_exporter.stream.chunked import dechunk
+from opta_exporter.stream.pacer import READ_SIZE, Pacer
 
 
 class StreamEnded(Exception):

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 
 from prometheus_client.metrics_core import Metric
 
-from opta_exporter.exposition import header, sample_line
-from opta_exporter.relay import RelayView
-from opta_exporter.relay_collector import RelaySource, relay_metrics
+from opta_exporter.metrics.exposition import header, sample_line
+from opta_exporter.relay.families import RelaySource, relay_metrics
+from opta_exporter.relay.reader import RelayView
 
 
 def write(metrics: Iterable[Metric], openmetrics: bool) -> str:

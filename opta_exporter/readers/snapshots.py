@@ -15,8 +15,8 @@ from typing import Any
 import requests
 
 from opta_exporter.config import Config
-from opta_exporter.labels import usable_text
-from opta_exporter.state import Snapshot
+from opta_exporter.core.labels import usable_text
+from opta_exporter.core.state import Snapshot
 from opta_exporter.store import Store
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from opta_exporter.simulator_hub import EventHub, Subscriber, heartbeat_frame
+from lmx_simulator.hub import EventHub, Subscriber, heartbeat_frame
 
 ROUTES = ("/admin/events", "/admin/status", "/admin/memory", "/admin/metrics")
 

@@ -8,17 +8,17 @@ A new LMX event type is a one-line addition to a table below.
 
 from __future__ import annotations
 
-from opta_exporter.envelopes import ENVELOPES, Handler
-from opta_exporter.events import EventError, LmxEvent, event_from_sse
-from opta_exporter.fields import Data, bad, bump, model_id, number, text
-from opta_exporter.labels import (
+from opta_exporter.core.envelopes import ENVELOPES, Handler
+from opta_exporter.core.events import EventError, LmxEvent, event_from_sse
+from opta_exporter.core.fields import Data, bad, bump, model_id, number, text
+from opta_exporter.core.labels import (
     READINESS_STATES,
     OpenSet,
     model_format,
     quantize_outcome,
     unload_reason,
 )
-from opta_exporter.state import GIB, LmxState
+from opta_exporter.core.state import GIB, LmxState
 
 
 # -- named LMX events -----------------------------------------------------------------

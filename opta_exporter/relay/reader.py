@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import requests
 
 from opta_exporter.config import Config
-from opta_exporter.labels import ModelCap
-from opta_exporter.relay_parse import RelayFamily, cap_models, parse_lmx_metrics
+from opta_exporter.core.labels import ModelCap
+from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics
 from opta_exporter.store import Clock, SystemClock
 
 log = logging.getLogger(__name__)

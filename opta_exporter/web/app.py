@@ -16,12 +16,12 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder
 
 from opta_exporter import __version__
-from opta_exporter.collector import tables
 from opta_exporter.config import Config
-from opta_exporter.exposition import Exposition
-from opta_exporter.relay_text import RelayText
+from opta_exporter.metrics.collector import tables
+from opta_exporter.metrics.exposition import Exposition
+from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Store
-from opta_exporter.webconfig import BasicAuth
+from opta_exporter.web.webconfig import BasicAuth
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]

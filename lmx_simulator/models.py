@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from opta_exporter import simulator_docs as docs
-from opta_exporter.simulator_metrics import RequestCounters
+from lmx_simulator import docs
+from lmx_simulator.metrics import RequestCounters
 
 READINESS_BEFORE_LOADED = ("unknown", "admitted", "loading", "canary_pending")
 

@@ -20,8 +20,8 @@ from typing import NamedTuple, cast
 
 from prometheus_client.utils import floatToGoString
 
-from opta_exporter.collector import MetricSpec, Sample, Table
-from opta_exporter.histogram import HistogramFamily, Series, le_values
+from opta_exporter.core.histogram import HistogramFamily, Series, le_values
+from opta_exporter.metrics.collector import MetricSpec, Sample, Table
 
 # Below this the library spells a finite float as repr does (an int count c as f"{c}.0");
 # from there on it switches to Go-style exponents.

@@ -15,9 +15,9 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from opta_exporter.collector import MetricSpec
-from opta_exporter.relay import RelayView
-from opta_exporter.relay_parse import RelayFamily, RelaySample
+from opta_exporter.metrics.collector import MetricSpec
+from opta_exporter.relay.parse import RelayFamily, RelaySample
+from opta_exporter.relay.reader import RelayView
 
 NOT_RELAYED = frozenset(
     {

@@ -1,0 +1,1 @@
+"""The interval reads of LMX's admin API that correct the event-built state."""

@@ -1,0 +1,2 @@
+"""LMX's own /admin/metrics: read in the background, repaired, re-exposed under
+LMX's names."""
