@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from opta_exporter.config import Config
+from opta_exporter.core.clock import Clock
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.metrics.collector import LmxCollector
@@ -23,7 +24,7 @@ from opta_exporter.readers.snapshots import Snapshotter, snapshot_loop
 from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.reader import RelayReader
 from opta_exporter.relay.text import RelayText
-from opta_exporter.store import Clock, Store
+from opta_exporter.store import Store
 from opta_exporter.stream.consumer import StreamConsumer
 from opta_exporter.web.app import make_app
 from opta_exporter.web.httpd import MetricsServer
@@ -65,7 +66,7 @@ class Exporter:
         self.consumer = StreamConsumer(
             config,
             self.store,
-            self.snapshotter,
+            self.snapshotter.resync,
             (session_factory or requests.Session)(),
             self.stop_event,
             sleep=sleep,

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from opta_exporter.core.events import ErrorReason, EventError
+from opta_exporter.core.clock import Clock
+from opta_exporter.core.events import ErrorReason, EventError, SseEvent
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.ingest import ingest
 from opta_exporter.core.state import LmxState, Snapshot
-from opta_exporter.stream.sse import SseEvent
 
 
 def _as_bytes(data: str | bytes) -> bytes:
@@ -24,11 +23,6 @@ def _as_bytes(data: str | bytes) -> bytes:
 
 def _no_sync() -> bool:
     return True
-
-
-class Clock(Protocol):
-    def time(self) -> float: ...
-    def monotonic(self) -> float: ...
 
 
 class SystemClock:
@@ -61,7 +55,7 @@ class Store:
         # what LMX has already sent. The daemon sets it to the stream's flush.
         self.sync: Callable[[], object] = _no_sync
 
-    def ingest_events(self, events: list[SseEvent]) -> list[EventError]:
+    def ingest_events(self, events: Sequence[SseEvent]) -> list[EventError]:
         """One lock per read, not per event: a chunk often carries several."""
         wall, mono = self.clock.time(), self.clock.monotonic()
         errors = []

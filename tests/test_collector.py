@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import platform
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from opta_exporter import __version__
 from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
 from opta_exporter.core.state import LmxState, Snapshot
-from opta_exporter.metrics.collector import METRICS, LmxCollector
+from opta_exporter.metrics.collector import LmxCollector
+from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
 from opta_exporter.store import Store
 from tests.helpers import example_snapshot, promtool_check, read_sse
@@ -36,7 +37,6 @@ om_generate = cast("Callable[[CollectorRegistry], bytes]", openmetrics.generate_
 om_parse = cast(
     "Callable[[str], Iterable[Metric]]", openmetrics_parser.text_string_to_metric_families
 )
-METRICS_MD = Path(__file__).resolve().parents[2] / "shared" / "metrics.md"
 READINESS = ("admitted", "loading", "canary_pending", "routable", "quarantined")
 ODD_IDS = (
     '/m/we"ird\\x.gguf',
@@ -456,50 +456,8 @@ RELAY_HEALTH = frozenset(
 )
 
 
-def contract_metrics() -> Iterator[tuple[str, str]]:
-    """(name, type) from the first two columns of every table in metrics.md."""
-    if not METRICS_MD.is_file():
-        return
-    for line in METRICS_MD.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if not line.startswith("|") or len(cells) < 2:
-            continue
-        names = re.findall(r"`([a-z_][a-z0-9_]*)`", cells[0])
-        if not names or not names[0].startswith("opta_"):
-            continue
-        kind = cells[1].split()[0]
-        first = names[0]
-        for name in names:
-            if name.startswith("_"):  # `opta_lmx_memory_total_bytes` / `_used_bytes`
-                parts = name.strip("_").split("_")
-                yield "_".join(first.split("_")[: -len(parts)] + parts), kind
-            else:
-                yield name, kind
-
-
-CONTRACT = sorted(set(contract_metrics()))
-
-
-def test_contract_page_parses() -> None:
-    if not METRICS_MD.is_file():
-        pytest.skip(f"{METRICS_MD} not present")
-    names = {name for name, _ in CONTRACT}
-    assert {
-        "opta_lmx_memory_total_bytes",
-        "opta_lmx_memory_used_bytes",
-        "opta_lmx_memory_available_bytes",
-        "opta_lmx_prompt_tokens_total",
-        "opta_lmx_completion_tokens_total",
-        "opta_lmx_up",
-        "opta_exporter_series_dropped_total",
-    } <= names
-    assert names >= RELAY_HEALTH
-
-
-@pytest.mark.parametrize(("name", "kind"), CONTRACT, ids=[name for name, _ in CONTRACT])
-def test_contract_metric_is_exposed(name: str, kind: str) -> None:
-    """The relay's health families live in the relay collector, the rest in METRICS."""
-    specs = {spec.name: spec for spec in (*METRICS, *RELAY_METRICS)}
-    assert name in specs
-    assert specs[name].kind == kind
-    assert (name in RELAY_HEALTH) == (name in {spec.name for spec in RELAY_METRICS})
+def test_relay_health_families_live_in_the_relay_collector() -> None:
+    """The relay's own health is exported by the relay collector, everything else by
+    METRICS: one list per source, no family in both."""
+    assert {spec.name for spec in RELAY_METRICS} == RELAY_HEALTH
+    assert not RELAY_HEALTH & {spec.name for spec in METRICS}

@@ -17,7 +17,7 @@ import yaml
 from grafana.dashboards import DASHBOARDS, OUT_DIR, generate
 from grafana.panels import DS_INPUT
 from grafana.queries import dashboard_queries, metric_names, substitute, variable_promql
-from opta_exporter.metrics.collector import METRICS
+from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -37,7 +37,7 @@ from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.metrics.collector import METRICS
+from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent

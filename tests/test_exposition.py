@@ -30,8 +30,9 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.histogram import HistogramFamily, Series
 from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
-from opta_exporter.metrics.collector import LmxCollector, MetricSpec, Sample, Table, tables
+from opta_exporter.metrics.collector import LmxCollector, tables
 from opta_exporter.metrics.exposition import Exposition, render
+from opta_exporter.metrics.specs import MetricSpec, Sample, Table
 from opta_exporter.store import Store
 from tests.conftest import WAIT, is_open, wait_for
 
@@ -219,7 +220,7 @@ def test_numbers_are_spelled_as_the_library_spells_them(numbers: list[float]) ->
     from prometheus_client.core import GaugeMetricFamily
     from prometheus_client.registry import Collector
 
-    from opta_exporter.metrics.collector import MetricSpec
+    from opta_exporter.metrics.specs import MetricSpec
 
     spec = MetricSpec("x_value", "gauge", ("i",), "x.")
     table: list[tuple[tuple[str, ...], float]] = [((str(i),), v) for i, v in enumerate(numbers)]

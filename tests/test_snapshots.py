@@ -11,8 +11,9 @@ import responses
 
 from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.snapshot import parse_snapshot
 from opta_exporter.core.state import LmxState, Snapshot
-from opta_exporter.readers.snapshots import Snapshotter, parse_snapshot
+from opta_exporter.readers.snapshots import Snapshotter
 from opta_exporter.store import Store
 
 LMX = "http://lmx.test:1234"

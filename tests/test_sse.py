@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opta_exporter.stream.sse import SseEvent, SseParser
+from opta_exporter.core.events import SseEvent
+from opta_exporter.stream.sse import SseParser
 
 E = SseEvent
 CASES: list[tuple[str, bytes, list[SseEvent]]] = [

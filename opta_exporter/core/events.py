@@ -26,6 +26,14 @@ ERROR_REASONS: tuple[ErrorReason, ...] = (
 )
 
 
+class SseEvent(NamedTuple):
+    """One event as the SSE framing delivers it (stream/sse.py): the input of this module."""
+
+    event: str
+    data: bytes
+    id: str | None
+
+
 class LmxEvent(NamedTuple):
     kind: str
     data: dict[str, Any]

@@ -7,12 +7,19 @@ label (an error message, a per-request id) multiplies series until Prometheus su
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 MAX_LABEL_CHARS = 256
 UNLOAD_REASONS = frozenset({"manual", "ttl", "lru", "canary_failed"})
 READINESS_STATES = ("admitted", "loading", "canary_pending", "routable", "quarantined")
 FORMATS = frozenset({"mlx", "gguf"})
 _TOKEN = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
+
+
+@lru_cache(maxsize=4096)  # model ids recur in many families
+def escape_label(value: str) -> str:
+    """A label value as both formats carry it."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def usable_text(value: object) -> bool:

@@ -1,15 +1,11 @@
 """State -> metric families, at scrape time (a custom collector, as client_python advises
-for data proxied from another system).
-
-METRICS is the one list of what we expose: the collector, `describe()`, the README's
-metric table and the tests all read it, so none can drift from the others.
+for data proxied from another system), in the order and shape specs.py declares.
 """
 
 from __future__ import annotations
 
 import platform
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -25,97 +21,8 @@ from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import READINESS_STATES
 from opta_exporter.core.state import LmxState
 from opta_exporter.core.window import window_stats
+from opta_exporter.metrics.specs import METRICS, MetricSpec, Sample, Table
 from opta_exporter.store import Store
-
-Sample = tuple[tuple[str, ...], float]
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    kind: str  # gauge | counter | histogram
-    labels: tuple[str, ...]
-    help: str
-
-
-def _g(name: str, labels: str, text: str) -> MetricSpec:
-    return MetricSpec(name, "gauge", tuple(labels.split()), text)
-
-
-def _c(name: str, labels: str, text: str) -> MetricSpec:
-    return MetricSpec(name, "counter", tuple(labels.split()), text)
-
-
-def _h(name: str, labels: str, text: str) -> MetricSpec:
-    return MetricSpec(name, "histogram", tuple(labels.split()), text)
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    _g("opta_lmx_up", "", "1 while the LMX event stream is open and not stale."),
-    _g("opta_lmx_info", "version", "LMX version from the last snapshot."),
-    _g("opta_lmx_start_time_seconds", "", "LMX start time, unix seconds."),
-    _g("opta_lmx_memory_total_bytes", "", "Unified memory in total."),
-    _g("opta_lmx_memory_used_bytes", "", "Unified memory in use."),
-    _g("opta_lmx_memory_available_bytes", "", "Unified memory available."),
-    _g("opta_lmx_memory_threshold_ratio", "", "LMX's memory admission threshold, 0-1."),
-    _g("opta_lmx_requests_in_flight", "", "Requests being served."),
-    _g("opta_lmx_requests_max_concurrent", "", "LMX's concurrency limit."),
-    _g("opta_lmx_temperature_celsius", "", "Temperature, when a snapshot carries it."),
-    _g("opta_lmx_model_loaded", "model format", "1 for each loaded model."),
-    _g("opta_lmx_model_memory_bytes", "model", "Memory held by a loaded model."),
-    _g("opta_lmx_model_readiness", "model state", "One-hot readiness state of a model."),
-    _g("opta_lmx_model_crashes", "model", "LMX's crash count for the model."),
-    _g("opta_lmx_download_progress_ratio", "repo", "Progress of running downloads, 0-1."),
-    _g("opta_lmx_quantize_progress_ratio", "model", "Progress of running quantize jobs."),
-    _c("opta_lmx_events_total", "event", "Events received, heartbeats included."),
-    _c("opta_lmx_model_loads_total", "model format", "Model loads."),
-    _h("opta_lmx_model_load_duration_seconds", "format", "Model load duration."),
-    _c("opta_lmx_model_unloads_total", "reason", "Model unloads by reason."),
-    _c("opta_lmx_model_canaries_total", "outcome", "Canary runs by outcome."),
-    _h("opta_lmx_model_canary_duration_seconds", "outcome", "Canary duration."),
-    _c(
-        "opta_lmx_model_compatibility_checks_total",
-        "backend outcome",
-        "Compatibility checks recorded.",
-    ),
-    _c("opta_lmx_downloads_total", "outcome", "Finished downloads by outcome."),
-    _h("opta_lmx_download_duration_seconds", "", "Duration of completed downloads."),
-    _c("opta_lmx_quantize_jobs_total", "outcome", "Finished quantize jobs by outcome."),
-    _c("opta_lmx_config_reloads_total", "", "LMX config reloads."),
-    _c("opta_lmx_memory_warnings_total", "", "LMX memory warnings."),
-    _c("opta_lmx_requests_total", "model outcome", "Completed requests (request events)."),
-    _h("opta_lmx_request_duration_seconds", "model", "Request latency, errors included."),
-    _h("opta_lmx_time_to_first_token_seconds", "model", "Time to first token."),
-    _c("opta_lmx_prompt_tokens_total", "model", "Prompt tokens of completed requests."),
-    _c("opta_lmx_completion_tokens_total", "model", "Completion tokens."),
-    _g("opta_lmx_throughput_tokens_per_second", "", "The latest throughput sample."),
-    _g(
-        "opta_lmx_throughput_window_tokens_per_second",
-        "stat",
-        "Statistics over the throughput window (mean, p50, p95, max, min).",
-    ),
-    _g("opta_lmx_throughput_window_samples", "", "Samples now in the throughput window."),
-    _g("opta_exporter_build_info", "version python_version", "The exporter's build."),
-    _g("opta_exporter_connection_state", "state", "One-hot state of the stream consumer."),
-    _c("opta_exporter_reconnects_total", "reason", "Stream reconnects by reason."),
-    _g("opta_exporter_backoff_seconds", "", "Wait before the next attempt, 0 if connected."),
-    _g(
-        "opta_exporter_last_event_timestamp_seconds",
-        "",
-        "Wall clock of the last event or heartbeat.",
-    ),
-    _c("opta_exporter_event_errors_total", "reason", "Events refused as bad input."),
-    _c("opta_exporter_resyncs_total", "outcome", "Snapshot resyncs by outcome."),
-    _c(
-        "opta_exporter_state_drift_total",
-        "",
-        "Models whose presence a snapshot corrected: the trace of lost events.",
-    ),
-    _c(
-        "opta_exporter_series_dropped_total", "metric", "Label sets refused by the cardinality cap."
-    ),
-)
-SPECS = {spec.name: spec for spec in METRICS}
 
 
 def _scalar(value: float | None) -> list[Sample]:
@@ -128,9 +35,6 @@ def _keyed(table: dict[str, float]) -> list[Sample]:
 
 def _pairs(table: dict[tuple[str, str], float]) -> list[Sample]:
     return list(table.items())
-
-
-Table = list[Sample] | HistogramFamily
 
 
 def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec, Table]]:

@@ -21,7 +21,8 @@ from typing import NamedTuple, cast
 from prometheus_client.utils import floatToGoString
 
 from opta_exporter.core.histogram import HistogramFamily, Series, le_values
-from opta_exporter.metrics.collector import MetricSpec, Sample, Table
+from opta_exporter.core.labels import escape_label
+from opta_exporter.metrics.specs import MetricSpec, Sample, Table
 
 # Below this the library spells a finite float as repr does (an int count c as f"{c}.0");
 # from there on it switches to Go-style exponents.
@@ -33,12 +34,6 @@ _go: Callable[[float], str] = lru_cache(maxsize=4096)(floatToGoString)
 Keys = tuple[tuple[str, ...], ...]
 _label_values: Callable[[Sample], tuple[str, ...]] = itemgetter(0)
 _value: Callable[[Sample], float] = itemgetter(1)
-
-
-@lru_cache(maxsize=4096)  # model ids recur in many families
-def escape_label(value: str) -> str:
-    """A label value as both formats carry it."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def _plain(values: Sequence[float]) -> bool:

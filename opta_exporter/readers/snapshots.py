@@ -7,7 +7,6 @@ is only trusted as far as a snapshot confirms it: on every (re)connect and on an
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import requests
 
 from opta_exporter.config import Config
-from opta_exporter.core.labels import usable_text
+from opta_exporter.core.snapshot import parse_snapshot
 from opta_exporter.core.state import Snapshot
 from opta_exporter.store import Store
 
@@ -25,48 +24,6 @@ CONFIRM_AFTER = 1.0  # seconds before a disagreeing snapshot is read again
 
 class SnapshotError(Exception):
     """A snapshot could not be read; the message is safe to log (no key, no URL query)."""
-
-
-def _num(mapping: dict[str, Any], key: str) -> float | None:
-    value: object = mapping.get(key)
-    if type(value) is bool or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
-
-
-def parse_snapshot(status: dict[str, Any], memory: dict[str, Any]) -> Snapshot:
-    """Tolerant: a field of the wrong type is treated as absent, never as zero."""
-    mem = status.get("memory") if isinstance(status.get("memory"), dict) else {}
-    assert isinstance(mem, dict)
-    per_model = memory.get("models") if isinstance(memory.get("models"), dict) else {}
-    assert isinstance(per_model, dict)
-    listed = status.get("models")
-    if isinstance(listed, list):
-        ids = [m for m in listed if usable_text(m)]
-    else:
-        ids = [
-            m
-            for m, info in per_model.items()
-            if usable_text(m) and isinstance(info, dict) and info.get("loaded") is not False
-        ]
-    models = {
-        m: _num(per_model[m], "memory_gb") if isinstance(per_model.get(m), dict) else None
-        for m in ids
-    }
-    version = status.get("version")
-    return Snapshot(
-        version=version if usable_text(version) else None,
-        uptime_seconds=_num(status, "uptime_seconds"),
-        memory_total_gb=_num(memory, "total_unified_memory_gb") or _num(mem, "total_gb"),
-        memory_used_gb=_num(memory, "used_gb") if "used_gb" in memory else _num(mem, "used_gb"),
-        memory_available_gb=(
-            _num(memory, "available_gb") if "available_gb" in memory else _num(mem, "available_gb")
-        ),
-        threshold_percent=_num(memory, "threshold_percent") or _num(mem, "threshold_percent"),
-        in_flight=_num(status, "in_flight_requests"),
-        max_concurrent=_num(status, "max_concurrent_requests"),
-        models=models,
-    )
 
 
 class Snapshotter:

@@ -15,7 +15,7 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from opta_exporter.metrics.collector import MetricSpec
+from opta_exporter.metrics.specs import MetricSpec
 from opta_exporter.relay.parse import RelayFamily, RelaySample
 from opta_exporter.relay.reader import RelayView
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from sys import intern
 
-from opta_exporter.metrics.exposition import escape_label
+from opta_exporter.core.labels import escape_label
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"

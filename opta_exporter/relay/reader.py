@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import requests
 
 from opta_exporter.config import Config
+from opta_exporter.core.clock import Clock
 from opta_exporter.core.labels import ModelCap
 from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics
-from opta_exporter.store import Clock, SystemClock
+from opta_exporter.store import SystemClock
 
 log = logging.getLogger(__name__)
 

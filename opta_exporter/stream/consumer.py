@@ -16,7 +16,6 @@ from urllib3.exceptions import DecodeError, HTTPError
 
 from opta_exporter.config import Config
 from opta_exporter.core.events import EventError
-from opta_exporter.readers.snapshots import Snapshotter
 from opta_exporter.store import Store
 from opta_exporter.stream.backoff import Backoff
 from opta_exporter.stream.pacer import Pacer
@@ -40,7 +39,7 @@ class StreamConsumer:
         self,
         config: Config,
         store: Store,
-        snapshotter: Snapshotter,
+        resync: Callable[[], int | None],
         session: requests.Session,
         stop: threading.Event,
         *,
@@ -49,7 +48,9 @@ class StreamConsumer:
     ) -> None:
         self._config = config
         self._store = store
-        self._snapshotter = snapshotter
+        # reads LMX's snapshots into the store (None when it could not): the stream only
+        # reports open once the state it resumes from has been checked
+        self._resync = resync
         self._session = session
         self._stop = stop
         self._sleep = sleep or self._nap
@@ -154,7 +155,7 @@ class StreamConsumer:
                     self._resp, self._interrupt_reason = resp, None
                 # A resync runs before up returns to 1, so no unloaded model lingers; a
                 # failed one must not let up return to 1 on state it could not check.
-                if self._snapshotter.resync() is None:
+                if self._resync() is None:
                     raise StreamEnded("http_error", "no snapshot after connecting")
                 self._store.set_connection("open")
                 if self._last_logged != "open":

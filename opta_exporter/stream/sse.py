@@ -10,15 +10,9 @@ only field names (cached); data stays bytes for `json.loads`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from opta_exporter.core.events import SseEvent
 
 MAX_EVENT_BYTES = 1 << 20  # an LMX event is a few hundred bytes
-
-
-class SseEvent(NamedTuple):
-    event: str
-    data: bytes
-    id: str | None
 
 
 _BOM = b"\xef\xbb\xbf"
