@@ -25,7 +25,7 @@ def test_readme_names_every_option() -> None:
     assert all(f"`{opt.flag}`" in text and f"`{opt.env}`" in text for opt in OPTIONS)
 
 
-@pytest.mark.parametrize("spec", (*METRICS, *RELAY_METRICS), ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", [*METRICS, *RELAY_METRICS], ids=lambda spec: spec.name)
 def test_contract_page_states_each_family(spec: MetricSpec) -> None:
     """docs/metrics.md is the contract dashboards and users read: each family the code
     exports is on it with its type and labels."""
