@@ -14,44 +14,27 @@ import requests
 from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
-from opta_exporter.readers.snapshots import SnapshotError, Snapshotter
+from opta_exporter.lmx.client import LmxClient, LmxError
+from opta_exporter.readers.snapshots import Snapshotter
 from opta_exporter.store import Store
 
 
-def _headers(config: Config, accept: str) -> dict[str, str]:
-    headers = {"Accept": accept}
-    if config.admin_key is not None:
-        headers["X-Admin-Key"] = config.admin_key
-    return headers
-
-
-def _events(config: Config, session: requests.Session) -> str:
+def _events(lmx: LmxClient) -> str:
     """The handshake only: LMX may send no byte for 30 s, so headers are the answer."""
-    with session.get(
-        config.lmx_url + "/admin/events",
-        stream=True,
-        headers=_headers(config, "text/event-stream"),
-        timeout=(config.connect_timeout, 5.0),
-        allow_redirects=False,
-    ) as resp:
+    path = "/admin/events"
+    with lmx.open(path, accept="text/event-stream", read_timeout=5.0) as resp:
         media = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if resp.status_code in (401, 403):
-            raise SnapshotError(f"/admin/events: HTTP {resp.status_code}, admin key refused")
-        if resp.status_code != 200 or media != "text/event-stream":
-            raise SnapshotError(f"/admin/events: HTTP {resp.status_code} {media or 'no type'}")
+        status = resp.status_code
+        if status in (401, 403):
+            raise LmxError(path, f"HTTP {status}, admin key refused", status)
+        if status != 200 or media != "text/event-stream":
+            raise LmxError(path, f"HTTP {status} {media or 'no type'}", status)
     return "event stream handshake (200 text/event-stream)"
 
 
-def _metrics(config: Config, session: requests.Session) -> str:
-    resp = session.get(
-        config.lmx_url + "/admin/metrics",
-        headers=_headers(config, "text/plain"),
-        timeout=(config.connect_timeout, 10.0),
-        allow_redirects=False,
-    )
-    if resp.status_code != 200:
-        raise SnapshotError(f"/admin/metrics: HTTP {resp.status_code}")
-    families = sum(1 for line in resp.text.splitlines() if line.startswith("# TYPE "))
+def _metrics(lmx: LmxClient) -> str:
+    text = lmx.read_text("/admin/metrics")
+    families = sum(1 for line in text.splitlines() if line.startswith("# TYPE "))
     return f"/admin/metrics readable for the relay ({families} families)"
 
 
@@ -70,14 +53,15 @@ def run_check(config: Config, session: requests.Session, say: Callable[[str], No
             f"{len(snap.models)} model(s) loaded"
         )
 
-    steps: list[Callable[[], str]] = [snapshot, lambda: _events(config, session)]
+    lmx = LmxClient.from_config(config, session)
+    steps: list[Callable[[], str]] = [snapshot, lambda: _events(lmx)]
     if config.relay_interval > 0:
-        steps.append(lambda: _metrics(config, session))
+        steps.append(lambda: _metrics(lmx))
     failed = 0
     for step in steps:
         try:
             say(f"ok    {step()}")
-        except SnapshotError as exc:
+        except LmxError as exc:
             say(f"FAIL  {exc}")
             failed += 1
         except requests.RequestException as exc:

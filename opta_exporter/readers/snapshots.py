@@ -9,21 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import requests
 
 from opta_exporter.config import Config
 from opta_exporter.core.snapshot import parse_snapshot
 from opta_exporter.core.state import Snapshot
+from opta_exporter.lmx.client import LmxClient, LmxError
 from opta_exporter.store import Store
 
 log = logging.getLogger(__name__)
 CONFIRM_AFTER = 1.0  # seconds before a disagreeing snapshot is read again
-
-
-class SnapshotError(Exception):
-    """A snapshot could not be read; the message is safe to log (no key, no URL query)."""
 
 
 class Snapshotter:
@@ -31,42 +27,15 @@ class Snapshotter:
     resync and the interval loop may meet)."""
 
     def __init__(self, config: Config, store: Store, session: requests.Session) -> None:
-        self._config = config
+        self._lmx = LmxClient.from_config(config, session)
         self._store = store
-        self._session = session
         self._lock = threading.Lock()
         self._last_error: str | None = None
 
-    def _get(self, path: str) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        if self._config.admin_key is not None:
-            headers["X-Admin-Key"] = self._config.admin_key
-        try:
-            resp = self._session.get(
-                self._config.lmx_url + path,
-                headers=headers,
-                timeout=(self._config.connect_timeout, 10.0),
-                allow_redirects=False,  # requests would carry X-Admin-Key to the new place
-            )
-        except requests.Timeout:
-            raise SnapshotError(f"{path}: timed out") from None
-        except requests.RequestException as exc:
-            raise SnapshotError(f"{path}: {type(exc).__name__}") from None
-        with resp:
-            if resp.status_code in (401, 403):
-                raise SnapshotError(f"{path}: HTTP {resp.status_code}, admin key refused")
-            if resp.status_code != 200:
-                raise SnapshotError(f"{path}: HTTP {resp.status_code}")
-            try:
-                body = resp.json()
-            except ValueError:
-                raise SnapshotError(f"{path}: body is not JSON") from None
-        if not isinstance(body, dict):
-            raise SnapshotError(f"{path}: body is not a JSON object")
-        return body
-
     def fetch(self) -> Snapshot:
-        return parse_snapshot(self._get("/admin/status"), self._get("/admin/memory"))
+        return parse_snapshot(
+            self._lmx.read_json("/admin/status"), self._lmx.read_json("/admin/memory")
+        )
 
     def disagrees(self) -> bool:
         """A read-only look: would a resync now change the model set?"""
@@ -74,7 +43,7 @@ class Snapshotter:
             since = self._store.seq()
             try:
                 snap = self.fetch()
-            except SnapshotError:
+            except LmxError:
                 return False  # the resync that follows says why, once
             return self._store.disagrees(snap, since)
 
@@ -84,7 +53,7 @@ class Snapshotter:
             since = self._store.seq()
             try:
                 snap = self.fetch()
-            except SnapshotError as exc:
+            except LmxError as exc:
                 self._store.resync_failed()
                 if str(exc) != self._last_error:
                     log.warning("snapshot failed: %s", exc)

@@ -19,20 +19,14 @@ import requests
 from opta_exporter.config import Config
 from opta_exporter.core.clock import Clock
 from opta_exporter.core.labels import ModelCap
+from opta_exporter.lmx.client import LmxClient, LmxError
 from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics
 from opta_exporter.store import SystemClock
 
 log = logging.getLogger(__name__)
 
 PATH = "/admin/metrics"
-READ_TIMEOUT = 10.0
 STALE_INTERVALS = 3
-MAX_BODY_BYTES = 8 * 1024 * 1024
-
-
-# The snapshots give these in base units (opta_lmx_*); relaying LMX's GB would duplicate.
-class RelayError(Exception):
-    """A read failed; the message is safe to log (never the key)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ class RelayReader:
         self, config: Config, session: requests.Session, clock: Clock | None = None
     ) -> None:
         self._config = config
-        self._session = session
+        self._lmx = LmxClient.from_config(config, session)
         self._clock: Clock = clock or SystemClock()
         self._read_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -69,40 +63,13 @@ class RelayReader:
         self._last_error: str | None = None
         self._last_losses = (0, 0)
 
-    def _fetch(self) -> str:
-        headers = {"Accept": "text/plain"}
-        if self._config.admin_key is not None:
-            headers["X-Admin-Key"] = self._config.admin_key  # the header, never the query
-        try:
-            with self._session.get(
-                self._config.lmx_url + PATH,
-                headers=headers,
-                timeout=(self._config.connect_timeout, READ_TIMEOUT),
-                stream=True,
-                allow_redirects=False,  # requests would carry X-Admin-Key to the new place
-            ) as resp:
-                if resp.status_code in (401, 403):
-                    raise RelayError(f"HTTP {resp.status_code}, admin key refused")
-                if resp.status_code != 200:
-                    raise RelayError(f"HTTP {resp.status_code}")
-                body = bytearray()
-                for chunk in resp.iter_content(65536):
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        raise RelayError(f"body over {MAX_BODY_BYTES} bytes")
-        except requests.Timeout:
-            raise RelayError("timed out") from None
-        except requests.RequestException as exc:
-            raise RelayError(f"cannot connect or read ({type(exc).__name__})") from None
-        return body.decode("utf-8", errors="replace")
-
     def read_once(self) -> bool:
         """One read; True when it succeeded. Never raises for LMX's or the network's faults."""
         with self._read_lock:
             try:
-                parse = parse_lmx_metrics(self._fetch())
-            except RelayError as exc:
-                self._failed(str(exc))
+                parse = parse_lmx_metrics(self._lmx.read_text(PATH))
+            except LmxError as exc:
+                self._failed(exc.detail)
                 return False
             if parse.sample_count == 0 and parse.dropped:
                 reason = f"{parse.dropped} unreadable line(s), no metric: a proxy's page?"

@@ -16,6 +16,7 @@ from urllib3.exceptions import DecodeError, HTTPError
 
 from opta_exporter.config import Config
 from opta_exporter.core.events import EventError
+from opta_exporter.lmx.client import LmxClient
 from opta_exporter.store import Store
 from opta_exporter.stream.backoff import Backoff
 from opta_exporter.stream.pacer import Pacer
@@ -51,7 +52,7 @@ class StreamConsumer:
         # reads LMX's snapshots into the store (None when it could not): the stream only
         # reports open once the state it resumes from has been checked
         self._resync = resync
-        self._session = session
+        self._lmx = LmxClient.from_config(config, session)
         self._stop = stop
         self._sleep = sleep or self._nap
         self._backoff = Backoff(config.backoff_base, config.backoff_cap, rng)
@@ -106,13 +107,7 @@ class StreamConsumer:
     def _headers(self) -> dict[str, str]:
         # identity: a compressed event stream buys nothing and a decompressor is one more
         # thing a hostile body can blow up.
-        headers = {
-            "Accept": "text/event-stream",
-            "Accept-Encoding": "identity",
-            "Cache-Control": "no-cache",
-        }
-        if self._config.admin_key is not None:
-            headers["X-Admin-Key"] = self._config.admin_key
+        headers = {"Accept-Encoding": "identity", "Cache-Control": "no-cache"}
         if self._last_event_id is not None:
             headers["Last-Event-ID"] = self._last_event_id
         return headers
@@ -133,13 +128,12 @@ class StreamConsumer:
     def _connect_and_consume(self) -> None:
         cfg = self._config
         try:
-            # Never follow a redirect: the admin key would go to wherever it points.
-            resp = self._session.get(
-                cfg.lmx_url + "/admin/events",
+            # the read timeout is the stale timeout: a silent stream ends as a timeout
+            resp = self._lmx.open(
+                "/admin/events",
+                accept="text/event-stream",
+                read_timeout=cfg.stale_timeout,
                 headers=self._headers(),
-                stream=True,
-                timeout=(cfg.connect_timeout, cfg.stale_timeout),
-                allow_redirects=False,
             )
         except requests.ConnectTimeout:
             raise StreamEnded("timeout", "connect timed out") from None
