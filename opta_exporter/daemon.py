@@ -96,10 +96,13 @@ class Exporter:
                 args=(self.snapshotter, config.snapshot_interval, self.stop_event, self._on_drift),
             ),
         ]
-        if self.relay is not None:
+        if self.relay is not None and relay_text is not None:
             self._threads.append(
                 threading.Thread(
-                    target=self.relay.run, args=(self.stop_event,), name="relay", daemon=True
+                    target=self.relay.run,
+                    args=(self.stop_event, relay_text.refresh),
+                    name="relay",
+                    daemon=True,
                 )
             )
 

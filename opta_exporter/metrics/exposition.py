@@ -11,7 +11,7 @@ relay's families, `name[]`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import accumulate
 from operator import add, is_, itemgetter
@@ -53,14 +53,6 @@ def header(name: str, kind: str, help_text: str, openmetrics: bool) -> str:
     elif kind == "unknown":
         kind = "untyped"
     return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
-
-
-def sample_line(name: str, labels: Mapping[str, str], value: float) -> str:
-    """One sample as the library writes it in either format: labels sorted by name."""
-    if not labels:
-        return f"{name} {_spell(value)}\n"
-    pairs = ",".join(f'{k}="{escape_label(v)}"' for k, v in sorted(labels.items()))
-    return f"{name}{{{pairs}}} {_spell(value)}\n"
 
 
 def _spell(value: float) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import requests
@@ -112,11 +112,13 @@ class RelayReader:
             )
         self._last_losses = (unreadable, refused)
 
-    def run(self, stop: threading.Event) -> None:
-        """Thread body: read, wait an interval, until `stop` is set. Never raises."""
+    def run(self, stop: threading.Event, after_read: Callable[[], object] = bool) -> None:
+        """Thread body: read, hand over (`after_read`: the text for the next scrape), wait
+        an interval, until `stop` is set. Never raises."""
         while not stop.is_set():
             try:
                 self.read_once()
+                after_read()
             except Exception:
                 log.exception("relay: unexpected error reading LMX's %s", PATH)
             if stop.wait(self._config.relay_interval):
