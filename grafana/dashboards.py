@@ -2,7 +2,7 @@
 
 The SDK builds typed models; this module encodes them and adds what Grafana's import
 needs beyond the model (`__inputs`, `__requires`) plus stable panel ids. The committed
-files in grafana/dashboards/ must equal `generate()` (tests/test_dashboards.py).
+files in grafana/dashboards/ must equal `generate()` (a test compares).
 """
 
 from __future__ import annotations

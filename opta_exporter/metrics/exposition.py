@@ -1,12 +1,12 @@
 """The exporter's own families, written straight from a state copy.
 
 prometheus_client builds a Sample object, a label dict and an escaped label string for
-every one of the ~3,700 samples 100 models make (36 ms a scrape, 55 ms in OpenMetrics).
-Per-line Python work is the cost, so each family keeps the text between its numbers
-until its label sets change, and a scrape only spells the numbers, with C-level `map`s,
-into those slots and joins. The output is byte-identical to the library's
-(tests/test_exposition.py); the library still serves everything else: negotiation, the
-relay's families, `name[]`.
+every one of the thousands of samples 100 models make, on every scrape: per-line Python
+work is the cost (bench/README.md, scrape cost). So each family keeps the text between
+its numbers until its label sets change, and a scrape only spells the numbers, with
+C-level `map`s, into those slots and joins. The output is byte-identical to the
+library's (a test compares); the library still serves everything else: negotiation,
+the relay's families, `name[]`.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ What cannot be read (a newline inside an id splits a line in two; truncated line
 proxy's HTML) is dropped line by line, never the whole read.
 
 Samples are read with the same expressions that validate them: prometheus_client's
-parser walks label values a character at a time (~150 ms for the 1,500 lines 100 models
-make, every 15 s, on the host that runs inference).
+parser walks label values a character at a time, which made it the relay's largest cost
+on the host that runs inference (bench/README.md, "the relay was the hidden cost").
 """
 
 from __future__ import annotations

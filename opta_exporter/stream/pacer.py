@@ -1,8 +1,8 @@
 """How the stream thread waits for LMX's bytes, and how a reader of the state gets them
 applied first.
 
-Waking a Python thread costs ~100-300 us of CPU on a small VM with cold caches, far more
-than an event's own ~8 us (bench/README.md). So once events come faster than one per
+Waking a Python thread costs far more CPU on a small VM with cold caches than handling
+the event it woke for (bench/README.md). So once events come faster than one per
 window, the thread waits out the window after each read, or until BATCH_BYTES have
 arrived (SO_RCVLOWAT: the kernel wakes it then, so the socket never holds more than
 ~40 events and LMX's 100-event queue never fills), whichever comes first. A quiet stream
