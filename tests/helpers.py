@@ -12,6 +12,9 @@ import pytest
 
 from opta_exporter.core.state import Snapshot
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
 # A model load through LMX's /admin/models/load, as a running LMX streams it (protocol page).
 LOAD_SEQUENCE = (
     "model_readiness_changed",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import require_tool
+from tests.helpers import ROOT, require_tool
 
-UNITS = Path(__file__).resolve().parent.parent / "systemd"
+UNITS = ROOT / "systemd"
 MAX_EXPOSURE = 2.0
 
 

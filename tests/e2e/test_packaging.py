@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from opta_exporter import __version__
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import requests
 
 from lmx_simulator import LmxSimulator
 from lmx_simulator.demo import MAIN_MODEL, ODD_MODEL, DemoScenario, main, run_demo
-from tests.helpers import LOAD_SEQUENCE
+from tests.helpers import LOAD_SEQUENCE, ROOT
 
 ODD_ID = '/m/we"ird\\x.gguf'
 
@@ -488,8 +488,7 @@ def test_module_entry_point_runs_until_sigterm(tmp_path: Path) -> None:
     key_file.write_text("k\n")
     command = [sys.executable, "-m", "lmx_simulator", "--port", "0"]
     command += ["--admin-key-file", str(key_file)]
-    root = Path(__file__).resolve().parents[1]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=root) as proc:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as proc:
         try:
             assert proc.stdout is not None
             url = proc.stdout.readline().strip().removeprefix("LMX simulator on ")

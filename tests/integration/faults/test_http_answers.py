@@ -22,9 +22,10 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.stream import backoff
 from tests.conftest import WAIT, Gate
-from tests.faulty_lmx import FaultyLmx
-from tests.faulty_rig import KEY, Rig, parse, start_rig
-from tests.faulty_script import (
+from tests.helpers import promtool_check
+from tests.integration.faults.faulty_lmx import FaultyLmx
+from tests.integration.faults.faulty_rig import KEY, Rig, parse, start_rig
+from tests.integration.faults.faulty_script import (
     AwaitSnapshot,
     Big,
     Cut,
@@ -39,7 +40,6 @@ from tests.faulty_script import (
     events_script,
     reply,
 )
-from tests.helpers import promtool_check
 
 MakeRig = Callable[..., Rig]
 BASE, CAP = 0.05, 0.4  # the rig's backoff

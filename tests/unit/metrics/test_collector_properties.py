@@ -24,7 +24,7 @@ from opta_exporter.core.state import LmxState, Snapshot
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.store import Store
 from opta_exporter.stream.sse import MAX_EVENT_BYTES, SseParser
-from tests.faulty_rig import COUNTER_SUFFIXES, Samples, parse
+from tests.integration.faults.faulty_rig import COUNTER_SUFFIXES, Samples, parse
 
 CAP = 3
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

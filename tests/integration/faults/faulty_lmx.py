@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
-from tests.faulty_script import (
+from tests.integration.faults.faulty_script import (
     AwaitSnapshot,
     ConnRecord,
     Effect,
@@ -29,7 +29,7 @@ from tests.faulty_script import (
     Reply,
     Script,
 )
-from tests.faulty_wire import Connection, Ended, read_head, response
+from tests.integration.faults.faulty_wire import Connection, Ended, read_head, response
 
 IO_TIMEOUT = 5.0  # no single socket operation of a test may hang longer
 JOIN_TIMEOUT = 2.0

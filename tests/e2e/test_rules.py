@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import require_tool
+from tests.helpers import ROOT, require_tool
 
-PROMETHEUS_DIR = Path(__file__).resolve().parent.parent / "prometheus"
+PROMETHEUS_DIR = ROOT / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 ALERT_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.alerts.yml"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ from grafana.panels import DS_INPUT
 from grafana.queries import dashboard_queries, metric_names, substitute, variable_promql
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 PROVISIONING = ROOT / "grafana" / "provisioning"
 DATASOURCE = {"type": "prometheus", "uid": "${" + DS_INPUT + "}"}

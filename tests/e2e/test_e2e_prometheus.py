@@ -39,8 +39,8 @@ from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "prometheus" / "prometheus.yml"
 JOB = "opta-lmx"
 DEADLINE = 20.0  # upper bound for anything Prometheus has to scrape or evaluate

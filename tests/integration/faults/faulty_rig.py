@@ -24,8 +24,8 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
 from tests.conftest import WAIT, Gate
-from tests.faulty_lmx import FaultyLmx
 from tests.helpers import promtool_check
+from tests.integration.faults.faulty_lmx import FaultyLmx
 
 KEY = "opta-admin-key-0f9e8d7c6b5a"  # must never leave the X-Admin-Key header
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,14 +17,13 @@ from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.ingest import ingest
 from opta_exporter.core.state import LmxState, Snapshot
 from opta_exporter.core.window import ThroughputWindow
-from tests.helpers import LOAD_SEQUENCE, example_snapshot, read_sse
+from tests.helpers import FIXTURES, LOAD_SEQUENCE, example_snapshot, read_sse
 
 GIB = 1024**3
 NOW = 1_718_000_000.0
 M = "mlx-community/Qwen3-8B-4bit"
 M2 = "/Volumes/models/llama-3.1-8b-instruct-q4_k_m.gguf"
 REPO = "mlx-community/Qwen3-8B-4bit"
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import platform
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 import pytest
@@ -26,12 +25,11 @@ from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
 from opta_exporter.store import Store
-from tests.helpers import example_snapshot, promtool_check, read_sse
+from tests.helpers import FIXTURES, example_snapshot, promtool_check, read_sse
 
 GIB = 1024**3
 WALL = 1_718_000_000.0
 M = "mlx-community/Qwen3-8B-4bit"
-FIXTURES = Path(__file__).parent / "fixtures"
 # the OpenMetrics functions carry no annotations: give them their documented types
 om_generate = cast("Callable[[CollectorRegistry], bytes]", openmetrics.generate_latest)
 om_parse = cast(

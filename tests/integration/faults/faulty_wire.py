@@ -13,10 +13,10 @@ import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from tests.faulty_script import ConnRecord, Effect, Send
+from tests.integration.faults.faulty_script import ConnRecord, Effect, Send
 
 if TYPE_CHECKING:
-    from tests.faulty_lmx import FaultyLmx
+    from tests.integration.faults.faulty_lmx import FaultyLmx
 
 MAX_HEAD = 1 << 16
 POLL = 0.02  # how often a held stream looks at its socket and the release flag
