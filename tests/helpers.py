@@ -1,5 +1,6 @@
-"""Small helpers several test files share: a fixture-file SSE reader, tool lookup and
-`promtool check metrics`."""
+"""Small helpers several test files share: the repository root and the fixtures folder,
+LMX's load sequence and snapshot bodies, a fixture-file SSE reader, an exposition read back
+as samples, tool lookup and `promtool check metrics`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,21 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import bcrypt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from opta_exporter.core.state import Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# basic_auth_users' bcrypt hash of the password "s3cret" (few rounds: fast, for tests only).
+S3CRET_HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+# An exposition read back: {(sample name, sorted labels): value}.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 
 # A model load through LMX's /admin/models/load, as a running LMX streams it (protocol page).
 LOAD_SEQUENCE = (
@@ -41,6 +50,31 @@ def example_snapshot(models: dict[str, float | None], uptime: float = 5231.4) ->
         max_concurrent=4,
         models=models,
     )
+
+
+# The /admin/status and /admin/memory bodies of a running LMX with two models loaded.
+STATUS: dict[str, Any] = {
+    "version": "0.1.0",
+    "uptime_seconds": 100.0,
+    "loaded_models": 2,
+    "models": ["a", "b"],
+    "memory": {
+        "total_gb": 512.0,
+        "used_gb": 61.2,
+        "available_gb": 450.8,
+        "usage_percent": 12.0,
+        "threshold_percent": 90,
+    },
+    "in_flight_requests": 1,
+    "max_concurrent_requests": 4,
+}
+MEMORY: dict[str, Any] = {
+    "total_unified_memory_gb": 512.0,
+    "used_gb": 61.2,
+    "available_gb": 450.8,
+    "threshold_percent": 90,
+    "models": {"a": {"memory_gb": 4.5, "loaded": True}, "b": {"memory_gb": 2, "loaded": True}},
+}
 
 
 def read_sse(path: Path) -> list[tuple[str, str]]:
@@ -91,3 +125,11 @@ def promtool_check(text: str, *, required: bool = True) -> None:
         check=False,
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), proc.stdout + proc.stderr
+
+
+def parse(text: str) -> Samples:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

@@ -30,8 +30,9 @@ from opta_exporter.core.state import LmxState
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.store import Store
 from tests.conftest import Gate
+from tests.helpers import Samples, parse
 from tests.integration.faults.faulty_lmx import FaultyLmx
-from tests.integration.faults.faulty_rig import KEY, Rig, Samples, parse, start_rig
+from tests.integration.faults.faulty_rig import KEY, Rig, start_rig
 from tests.integration.faults.faulty_script import (
     AwaitSnapshot,
     Big,

@@ -1,7 +1,9 @@
-"""The exporter's HTTP surface: metrics (both formats), landing page, health, 404."""
+"""The exporter's HTTP surface: metrics (both formats, gzip, the relayed families), landing
+page, health, 404; and the HTTP server's connections."""
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import socket
 from collections.abc import Callable, Iterator
@@ -80,6 +82,36 @@ def test_openmetrics_when_the_scraper_asks(sim: LmxSimulator, make_exporter: Mak
 def test_unknown_path_is_404(sim: LmxSimulator, make_exporter: MakeExporter) -> None:
     exporter = make_exporter(sim)
     assert requests.get(exporter.url + "/nope", timeout=WAIT).status_code == 404
+
+
+def test_served_metrics_gzip_formats_filter_and_relay(
+    sim: LmxSimulator, make_exporter: Callable[..., Exporter]
+) -> None:
+    sim.record_request("m", latency_sec=0.2)
+    exporter = make_exporter(sim, relay_interval=30.0)
+    wait_for(exporter, is_open)
+    assert exporter.relay is not None
+    assert exporter.relay.wait_for_reads(1, WAIT)
+    url = exporter.url + "/metrics"
+    om = requests.get(
+        url,
+        timeout=WAIT,
+        headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            "Accept-Encoding": "gzip",
+        },
+        stream=True,
+    )
+    assert om.headers["Content-Encoding"] == "gzip"
+    assert om.headers["Content-Type"].startswith("application/openmetrics-text")
+    text = gzip.decompress(om.raw.read()).decode()
+    assert text.endswith("# EOF\n")
+    assert text.count("# EOF") == 1
+    names = {f.name for f in om_parse(text)}  # type: ignore[no-untyped-call]
+    assert {"opta_lmx_up", "lmx_model_requests", "opta_exporter_relay_reads"} <= names
+    plain = requests.get(url, timeout=WAIT)
+    assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'lmx_model_requests_total{model="m"} 1.0' in plain.text
 
 
 def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:

@@ -1,8 +1,8 @@
-"""How the stream's body is read: buffered bytes first, then the socket itself."""
+"""How the stream's body is read (stream/transport.py), over a real socket pair: buffered bytes
+first, then the socket itself."""
 
 from __future__ import annotations
 
-import io
 import socket
 
 from opta_exporter.stream.pacer import READ_SIZE
@@ -41,8 +41,3 @@ class _Spy(socket.socket):
     def __init__(self, sock: socket.socket, recv: object) -> None:
         super().__init__(sock.family, sock.type, fileno=socket.dup(sock.fileno()))
         self.recv = recv  # type: ignore[method-assign,assignment]
-
-
-def test_receive_without_a_socket_keeps_reading_the_reader() -> None:
-    reader = io.BufferedReader(io.BytesIO(b"x" * (READ_SIZE + 5)))
-    assert [len(piece) for piece in receive(reader)] == [READ_SIZE, 5]

@@ -17,19 +17,16 @@ from typing import Any
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
 from tests.conftest import WAIT, Gate
-from tests.helpers import promtool_check
+from tests.helpers import COUNTER_SUFFIXES, Samples, parse, promtool_check
 from tests.integration.faults.faulty_lmx import FaultyLmx
 
 KEY = "opta-admin-key-0f9e8d7c6b5a"  # must never leave the X-Admin-Key header
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 
 
 @dataclass(frozen=True)
@@ -41,14 +38,6 @@ class Transition:
     backoff: float
     resyncs: float
     models: frozenset[str]
-
-
-def parse(text: str) -> Samples:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 @dataclass

@@ -1,6 +1,5 @@
 """LmxCollector on a private registry: every family from the first scrape, values after
-events, health gauges on a fake clock, escaping, histograms, both exposition formats, and
-the metric contract page."""
+events, health gauges on a fake clock, escaping, histograms and both exposition formats."""
 
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
 from opta_exporter.core.state import LmxState, Snapshot
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.metrics.specs import METRICS
-from opta_exporter.relay.families import RELAY_METRICS
 from opta_exporter.store import Store
 from tests.helpers import FIXTURES, example_snapshot, promtool_check, read_sse
 
@@ -160,15 +158,6 @@ def test_first_scrape_exposes_every_family(rig: Rig) -> None:
         name = exposed_name(types, spec.name, spec.kind)
         assert types.get(name) == spec.kind, spec.name
         assert exposed_name(helps, spec.name, spec.kind) in helps, spec.name
-
-
-def test_metric_names_are_unique_and_follow_conventions() -> None:
-    names = [spec.name for spec in METRICS]
-    assert len(set(names)) == len(names)
-    for spec in METRICS:
-        assert re.fullmatch(r"opta_(lmx|exporter)_[a-z0-9_]+", spec.name)
-        assert spec.name.endswith("_total") == (spec.kind == "counter"), spec.name
-        assert spec.help
 
 
 def test_describe_matches_collect(rig: Rig) -> None:
@@ -441,21 +430,3 @@ def test_openmetrics_exposition_parses(rig: Rig) -> None:
     assert set(ODD_IDS) <= models
     empty = om_generate(make_rig().registry).decode("utf-8")
     assert len(list(om_parse(empty))) == len(METRICS)
-
-
-# -- the contract page -------------------------------------------------------------------
-RELAY_HEALTH = frozenset(
-    {
-        "opta_exporter_relay_reads_total",
-        "opta_exporter_relay_last_success_timestamp_seconds",
-        "opta_exporter_relay_samples_repaired_total",
-        "opta_exporter_relay_samples_dropped_total",
-    }
-)
-
-
-def test_relay_health_families_live_in_the_relay_collector() -> None:
-    """The relay's own health is exported by the relay collector, everything else by
-    METRICS: one list per source, no family in both."""
-    assert {spec.name for spec in RELAY_METRICS} == RELAY_HEALTH
-    assert not RELAY_HEALTH & {spec.name for spec in METRICS}

@@ -1,7 +1,6 @@
-"""Properties: any bytes, cut anywhere, and any event sequence leave a sound exporter.
+"""Properties of the whole pipeline, parser -> store -> collector: any bytes, cut anywhere, and
+any event sequence leave a sound exposition.
 
-- the SSE parser gives the same events however the stream is cut (empty reads included)
-  and never holds much more than one event's limit;
 - no exception escapes the parser, `ingest` or a snapshot reconciliation;
 - the exposition always parses, counters (histogram buckets, counts, sums included)
   never go down, and no model-labelled family has more models than the cap.
@@ -14,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -23,78 +22,11 @@ from opta_exporter.core.ingest import NAMED
 from opta_exporter.core.state import LmxState, Snapshot
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.store import Store
-from opta_exporter.stream.sse import MAX_EVENT_BYTES, SseParser
-from tests.integration.faults.faulty_rig import COUNTER_SUFFIXES, Samples, parse
+from opta_exporter.stream.sse import SseParser
+from tests.helpers import COUNTER_SUFFIXES, Samples, parse
+from tests.unit.stream.sse_bytes import SETTINGS, streams
 
 CAP = 3
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-# -- bytes ---------------------------------------------------------------------------------
-LINES = [
-    b"event: model_loaded",
-    b"event: heartbeat",
-    b'data: {"model_id": "m1", "format": "mlx", "duration_sec": 2}',
-    b'data: {"timestamp": 1}',
-    b'data: {"type": "throughput", "data": {"tokensPerSecond": 5}}',
-    b"data",
-    b"data:",
-    b"data: [1, 2]",
-    b"id: 7",
-    b"id",
-    b"retry: 250",
-    b"retry: x",
-    b": comment",
-    b"\xef\xbb\xbf",
-    b"\xff\xfe\x00",
-    b"x" * 40,
-    b"",
-]
-EOLS = [b"\n", b"\r", b"\r\n", b"\n\n", b"\r\r", b"\r\n\r\n"]
-pieces = st.lists(
-    st.sampled_from(LINES) | st.sampled_from(EOLS) | st.binary(max_size=16), max_size=60
-)
-streams = pieces.map(b"".join)
-
-
-def feed_all(chunks: list[bytes], limit: int) -> tuple[Any, ...]:
-    parser = SseParser(max_event_bytes=limit)
-    events = []
-    for chunk in chunks:
-        events += parser.feed(chunk)
-        assert parser.buffered <= limit + 1, "held more than one event's worth"
-    return events, parser.last_event_id, parser.retry_ms, parser.oversize
-
-
-@SETTINGS
-@given(pieces, st.integers(min_value=8, max_value=64) | st.just(MAX_EVENT_BYTES))
-def test_any_cut_gives_the_same_events(chunks: list[bytes], limit: int) -> None:
-    """However TCP splits the stream (empty reads too), the same events come out."""
-    stream = b"".join(chunks)
-    whole = feed_all([stream], limit)
-    assert feed_all(chunks, limit) == whole
-    assert feed_all([c for chunk in chunks for c in (chunk, b"")], limit) == whole
-    assert feed_all([stream[i : i + 1] for i in range(len(stream))], limit) == whole
-
-
-@SETTINGS
-@given(
-    st.lists(st.tuples(st.integers(0, 30), st.sampled_from(EOLS[:3])), min_size=1, max_size=8),
-    st.integers(min_value=6, max_value=36),
-    st.lists(st.integers(min_value=0, max_value=400), max_size=12),
-)
-def test_an_event_is_kept_iff_it_fits_however_cut(
-    shapes: list[tuple[int, bytes]], limit: int, cuts: list[int]
-) -> None:
-    """The size limit applies to the event, not to where a read happened to end."""
-    blocks = [b"data: " + b"d" * n for n, _ in shapes]
-    stream = b"".join(block + eol * 2 for block, (_, eol) in zip(blocks, shapes, strict=True))
-    bounds = [0, *sorted(min(c, len(stream)) for c in cuts), len(stream)]
-    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
-    kept = [block[6:] for block in blocks if len(block) <= limit]
-    for way in (chunks, [stream[i : i + 1] for i in range(len(stream))]):
-        events, _, _, oversize = feed_all(way, limit)
-        assert [e.data for e in events] == kept
-        assert oversize == len(blocks) - len(kept)
 
 
 def exposition(registry: CollectorRegistry) -> Samples:

@@ -1,8 +1,8 @@
-"""The fast exposition says exactly what the client library says, in both formats."""
+"""The fast exposition (metrics/exposition.py) says exactly what the client library says, in
+both formats."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from collections.abc import Callable
@@ -10,31 +10,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import requests
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from lmx_simulator import LmxSimulator
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.histogram import HistogramFamily, Series
 from opta_exporter.core.state import LmxState
-from opta_exporter.daemon import Exporter
 from opta_exporter.metrics.collector import LmxCollector, tables
 from opta_exporter.metrics.exposition import Exposition, render
 from opta_exporter.metrics.specs import MetricSpec, Sample, Table
 from opta_exporter.store import Store
-from tests.conftest import WAIT, is_open, wait_for
 
 ODD = ['we"ird\\x.gguf', "line\nbreak", "emoji 🦙", "plain", "é" * 200]
 
@@ -126,67 +118,10 @@ def test_openmetrics_matches_the_library(store_factory: Callable[[], Store]) -> 
     assert parsed(om_parse(ours(store, True))) == theirs  # type: ignore[no-untyped-call]
 
 
-def test_served_metrics_gzip_formats_filter_and_relay(
-    sim: LmxSimulator, make_exporter: Callable[..., Exporter]
-) -> None:
-    sim.record_request("m", latency_sec=0.2)
-    exporter = make_exporter(sim, relay_interval=30.0)
-    wait_for(exporter, is_open)
-    assert exporter.relay is not None
-    assert exporter.relay.wait_for_reads(1, WAIT)
-    url = exporter.url + "/metrics"
-    om = requests.get(
-        url,
-        timeout=WAIT,
-        headers={
-            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-            "Accept-Encoding": "gzip",
-        },
-        stream=True,
-    )
-    assert om.headers["Content-Encoding"] == "gzip"
-    assert om.headers["Content-Type"].startswith("application/openmetrics-text")
-    text = gzip.decompress(om.raw.read()).decode()
-    assert text.endswith("# EOF\n")
-    assert text.count("# EOF") == 1
-    names = {f.name for f in om_parse(text)}  # type: ignore[no-untyped-call]
-    assert {"opta_lmx_up", "lmx_model_requests", "opta_exporter_relay_reads"} <= names
-    plain = requests.get(url, timeout=WAIT)
-    assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    assert 'lmx_model_requests_total{model="m"} 1.0' in plain.text
-
-
 def test_text_is_byte_identical_to_the_library() -> None:
     store = busy_store()
     assert ours(store, False) == library(store, False)
     assert ours(store, True) == library(store, True)
-
-
-def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimulator) -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from opta_exporter.config import Config
-    from opta_exporter.relay.families import RelayCollector
-    from opta_exporter.relay.reader import RelayReader
-    from opta_exporter.relay.text import RelayText
-
-    sim.record_request('we"ird\\x', latency_sec=0.2)
-    reader = RelayReader(Config(lmx_url=sim.url), requests.Session())
-    assert reader.read_once()
-    registry = CollectorRegistry()
-    registry.register(RelayCollector(reader))
-    relay = RelayText(reader)
-    first = relay.render(False)
-    assert first == generate_latest(registry)
-    assert relay.render(False) is first  # no change since the read: the same text
-    om = relay.render(True)
-    assert b"# EOF" not in om
-    assert b"lmx_model_requests_total" in om
-    sim.record_request('we"ird\\x', latency_sec=0.2)
-    assert reader.read_once()
-    second = relay.render(False)
-    assert second is not first
-    assert b'lmx_model_requests_total{model="we\\"ird\\\\x"} 2.0' in second
 
 
 def test_the_histogram_cache_never_serves_stale_lines() -> None:

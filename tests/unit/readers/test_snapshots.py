@@ -1,4 +1,5 @@
-"""Snapshot reads with `responses`: the plain request/response calls and their failures."""
+"""Snapshotter (readers/snapshots.py) with `responses`: the plain request/response calls,
+their failures, and the interval loop's second look."""
 
 from __future__ import annotations
 
@@ -11,83 +12,17 @@ import responses
 
 from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth
-from opta_exporter.core.snapshot import parse_snapshot
-from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.state import LmxState
 from opta_exporter.readers.snapshots import Snapshotter
 from opta_exporter.store import Store
+from tests.helpers import MEMORY, STATUS
 
 LMX = "http://lmx.test:1234"
-STATUS: dict[str, Any] = {
-    "version": "0.1.0",
-    "uptime_seconds": 100.0,
-    "loaded_models": 2,
-    "models": ["a", "b"],
-    "memory": {
-        "total_gb": 512.0,
-        "used_gb": 61.2,
-        "available_gb": 450.8,
-        "usage_percent": 12.0,
-        "threshold_percent": 90,
-    },
-    "in_flight_requests": 1,
-    "max_concurrent_requests": 4,
-}
-MEMORY: dict[str, Any] = {
-    "total_unified_memory_gb": 512.0,
-    "used_gb": 61.2,
-    "available_gb": 450.8,
-    "threshold_percent": 90,
-    "models": {"a": {"memory_gb": 4.5, "loaded": True}, "b": {"memory_gb": 2, "loaded": True}},
-}
 
 
 def make(key: str | None = None) -> tuple[Snapshotter, Store]:
     store = Store(LmxState(), ExporterHealth())
     return Snapshotter(Config(lmx_url=LMX, admin_key=key), store, requests.Session()), store
-
-
-def test_parse_snapshot_reads_both_endpoints() -> None:
-    snap = parse_snapshot(STATUS, MEMORY)
-    assert snap == Snapshot(
-        version="0.1.0",
-        uptime_seconds=100.0,
-        memory_total_gb=512.0,
-        memory_used_gb=61.2,
-        memory_available_gb=450.8,
-        threshold_percent=90.0,
-        in_flight=1.0,
-        max_concurrent=4.0,
-        models={"a": 4.5, "b": 2.0},
-    )
-
-
-@pytest.mark.parametrize(
-    ("status", "memory", "expected"),
-    [
-        ({}, {}, Snapshot()),
-        ({"version": 3, "uptime_seconds": "long", "models": "a"}, {"models": []}, Snapshot()),
-        ({"uptime_seconds": float("nan"), "in_flight_requests": -1}, {}, Snapshot()),
-        (
-            {},
-            {
-                "models": {
-                    "x": {"memory_gb": 1.0, "loaded": True},
-                    "y": {"memory_gb": 1.0, "loaded": False},
-                }
-            },
-            Snapshot(models={"x": 1.0}),
-        ),
-        (
-            {"models": ["x", 7, ""]},
-            {"models": {"x": {"memory_gb": "big"}}},
-            Snapshot(models={"x": None}),
-        ),
-    ],
-)
-def test_parse_snapshot_treats_wrong_types_as_absent(
-    status: dict[str, Any], memory: dict[str, Any], expected: Snapshot
-) -> None:
-    assert parse_snapshot(status, memory) == expected
 
 
 @responses.activate
@@ -189,18 +124,3 @@ def test_interval_loop_takes_a_second_look_before_calling_it_drift(
     snapshot_loop(fake, 0.001, stop, seen.append)  # type: ignore[arg-type]
     assert seen == drifts
     assert fake.calls == ["look", "resync"] * len(script)
-
-
-def test_disagrees_is_read_only_and_honours_the_race_guard() -> None:
-    state = LmxState()
-    assert not state.disagrees(Snapshot(models={"a": 1.0}), 0)  # nothing synced yet
-    state.reconcile(Snapshot(models={"a": 1.0}), 0.0, state.seq)
-    assert not state.disagrees(Snapshot(models={"a": 1.0}), state.seq)
-    assert state.disagrees(Snapshot(models={}), state.seq)
-    assert state.disagrees(Snapshot(models={"a": 1.0, "b": 1.0}), state.seq)
-    since = state.seq
-    from opta_exporter.core.ingest import ingest
-
-    ingest(state, "model_loaded", '{"model_id": "b"}', 0.0)  # newer than the snapshot
-    assert not state.disagrees(Snapshot(models={"a": 1.0}), since)
-    assert set(state.loaded) == {"a", "b"}

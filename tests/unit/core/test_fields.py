@@ -1,0 +1,174 @@
+"""Field checks (core/fields.py), through ingest(): a field of the wrong type, out of range,
+NaN or infinite refuses its whole event as `bad_field`, and nothing else changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from opta_exporter.core.ingest import ingest
+from opta_exporter.core.state import LmxState
+from tests.unit.core.feeding import (
+    INF,
+    M2,
+    NAN,
+    NOW,
+    REPO,
+    M,
+    assert_monotonic,
+    busy_state,
+    counters,
+    envelope,
+    feed,
+    observable,
+)
+
+# -- bad fields: counted, and nothing else changes ---------------------------------------
+BAD_FIELDS: list[tuple[str, str, dict[str, Any]]] = [
+    # required fields missing
+    ("loaded without model_id", "model_loaded", {"format": "mlx", "memory_gb": 4.0}),
+    ("unloaded without model_id", "model_unloaded", {"reason": "lru"}),
+    ("readiness without state", "model_readiness_changed", {"model_id": M}),
+    ("download_progress without repo", "download_progress", {"progress_percent": 5}),
+    ("throughput without tokensPerSecond", "message", envelope("throughput", {"timestamp": 1})),
+    # wrong types and values
+    ("model_id number", "model_loaded", {"model_id": 42, "format": "mlx"}),
+    ("model_id empty", "model_loaded", {"model_id": ""}),
+    ("model_id list", "model_unloaded", {"model_id": [M], "reason": "manual"}),
+    ("memory_gb string", "model_loaded", {"model_id": M2, "memory_gb": "4.6"}),
+    ("memory_gb bool", "model_loaded", {"model_id": M2, "memory_gb": True}),
+    ("memory_gb negative", "model_loaded", {"model_id": M2, "memory_gb": -0.5}),
+    ("duration NaN", "model_loaded", {"model_id": M2, "duration_sec": NAN}),
+    ("duration Infinity", "model_loaded", {"model_id": M2, "duration_sec": INF}),
+    ("duration -Infinity", "model_loaded", {"model_id": M2, "duration_sec": -INF}),
+    ("duration negative", "model_loaded", {"model_id": M2, "duration_sec": -1}),
+    ("duration beyond float", "model_loaded", {"model_id": M2, "duration_sec": 10**400}),
+    ("canary duration string", "model_canary_passed", {"model_id": M, "duration_sec": "0.8"}),
+    ("canary duration NaN", "model_canary_failed", {"model_id": M, "duration_sec": NAN}),
+    ("canary duration Infinity", "model_canary_passed", {"model_id": M, "duration_sec": INF}),
+    (
+        "crash_count string",
+        "model_readiness_changed",
+        {"model_id": M, "state": "loading", "crash_count": "2"},
+    ),
+    (
+        "crash_count bool",
+        "model_readiness_changed",
+        {"model_id": M, "state": "loading", "crash_count": True},
+    ),
+    (
+        "crash_count negative",
+        "model_readiness_changed",
+        {"model_id": M, "state": "loading", "crash_count": -1},
+    ),
+    ("readiness state unknown", "model_readiness_changed", {"model_id": M, "state": "warming"}),
+    ("readiness state number", "model_readiness_changed", {"model_id": M, "state": 3}),
+    ("compat outcome missing", "model_compatibility_recorded", {"model_id": M, "backend": "mlx"}),
+    ("compat outcome bool", "model_compatibility_recorded", {"backend": "mlx", "outcome": True}),
+    ("download duration string", "download_completed", {"repo_id": REPO, "duration_sec": "95"}),
+    ("download duration Infinity", "download_completed", {"repo_id": REPO, "duration_sec": INF}),
+    ("download repo number", "download_cancelled", {"repo_id": 5}),
+    ("progress over 100", "download_progress", {"repo_id": REPO, "progress_percent": 150}),
+    ("progress string", "download_progress", {"repo_id": REPO, "progress_percent": "42"}),
+    ("progress NaN", "download_progress", {"repo_id": REPO, "progress_percent": NAN}),
+    (
+        "quantize percent over 100",
+        "quantize_progress",
+        {"model_id": M, "status": "quantizing", "percent": 101},
+    ),
+    (
+        "quantize percent Infinity",
+        "quantize_progress",
+        {"model_id": M, "status": "quantizing", "percent": INF},
+    ),
+    ("quantize status number", "quantize_progress", {"model_id": M, "status": 7}),
+    ("quantize status missing", "quantize_progress", {"model_id": M, "percent": 5}),
+    ("threshold string", "config_reloaded", {"memory_threshold": "85"}),
+    ("threshold over 100", "config_reloaded", {"memory_threshold": 185}),
+    ("threshold negative", "config_reloaded", {"memory_threshold": -1}),
+    ("warning used string", "memory_warning", {"used_gb": "470"}),
+    ("warning total Infinity", "memory_warning", {"total_gb": INF}),
+    ("warning threshold bool", "memory_warning", {"threshold_percent": True}),
+    ("request error string", "request_completed", {"model_id": M, "error": "false"}),
+    ("request error number", "request_completed", {"model_id": M, "error": 1}),
+    ("request latency negative", "request_completed", {"model_id": M, "latency_sec": -0.1}),
+    ("request latency NaN", "request_completed", {"model_id": M, "latency_sec": NAN}),
+    ("request ttft Infinity", "request_completed", {"model_id": M, "ttft_sec": INF}),
+    ("request prompt tokens string", "request_completed", {"model_id": M, "prompt_tokens": "120"}),
+    (
+        "request completion tokens bool",
+        "request_completed",
+        {"model_id": M, "completion_tokens": True},
+    ),
+    ("request tps NaN", "request_completed", {"model_id": M, "tokens_per_second": NAN}),
+    ("request tps Infinity", "request_completed", {"model_id": M, "tokens_per_second": INF}),
+    ("status used string", "message", envelope("status", {"vram_used_gb": "61"})),
+    ("status active bool", "message", envelope("status", {"active_requests": True})),
+    ("status uptime negative", "message", envelope("status", {"uptime_seconds": -5})),
+    ("status uptime Infinity", "message", envelope("status", {"uptime_seconds": INF})),
+    ("status tps Infinity", "message", envelope("model_change", {"tokens_per_second": INF})),
+    ("status temperature string", "message", envelope("status", {"temperature_celsius": "hot"})),
+    ("status temperature bool", "message", envelope("status", {"temperature_celsius": True})),
+    ("status temperature NaN", "message", envelope("status", {"temperature_celsius": NAN})),
+    (
+        "status temperature beyond float",
+        "message",
+        envelope("status", {"temperature_celsius": 10**400}),
+    ),
+    ("status models string", "message", envelope("status", {"loaded_models": "m"})),
+    ("status models of strings", "message", envelope("status", {"loaded_models": ["m"]})),
+    ("status model id number", "message", envelope("status", {"loaded_models": [{"id": 5}]})),
+    ("status model without id", "message", envelope("status", {"loaded_models": [{"name": "x"}]})),
+    (
+        "status model vram string",
+        "message",
+        envelope("status", {"loaded_models": [{"id": "x", "vram_gb": "4"}]}),
+    ),
+    (
+        "status bad last, good first",
+        "message",
+        envelope("status", {"vram_used_gb": 1.0, "loaded_models": [], "temperature_celsius": "x"}),
+    ),
+    ("throughput string", "message", envelope("throughput", {"tokensPerSecond": "41.5"})),
+    ("throughput NaN", "message", envelope("throughput", {"tokensPerSecond": NAN})),
+    ("throughput negative", "message", envelope("throughput", {"tokensPerSecond": -1})),
+    ("throughput bool", "message", envelope("throughput", {"tokensPerSecond": True})),
+    ("throughput Infinity", "message", envelope("throughput", {"tokensPerSecond": INF})),
+]
+
+
+def event_label(name: str, data: dict[str, Any]) -> str:
+    return str(data["type"]) if name == "message" else name
+
+
+@pytest.mark.parametrize(
+    ("name", "data"), [pytest.param(*case[1:], id=case[0]) for case in BAD_FIELDS]
+)
+def test_bad_field_changes_nothing_else(name: str, data: dict[str, Any]) -> None:
+    state = busy_state()
+    before, events, errors = observable(state), dict(state.events), dict(state.event_errors)
+    before_counters = counters(state)
+
+    error = feed(state, name, data)
+
+    assert error is not None
+    assert error.reason == "bad_field"
+    assert observable(state) == before
+    label = event_label(name, data)
+    assert state.events == {**events, label: events.get(label, 0.0) + 1}
+    assert state.event_errors == {**errors, "bad_field": errors["bad_field"] + 1}
+    assert_monotonic(before_counters, counters(state))
+
+
+def test_json_nan_and_infinity_literals_reach_the_field_checks() -> None:
+    """Python's json accepts NaN/Infinity: the field check, not the parser, refuses them."""
+    state = LmxState()
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        error = ingest(
+            state, "model_loaded", f'{{"model_id": "m", "duration_sec": {literal}}}', NOW
+        )
+        assert error is not None
+        assert error.reason == "bad_field"
+    assert state.load_duration.series == {}
+    assert state.loaded == {}

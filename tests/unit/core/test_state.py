@@ -1,0 +1,149 @@
+"""LmxState (core/state.py): reconciliation against snapshots, drift, the race guard for
+events newer than the snapshot, and the cap's refusals that are not drift."""
+
+from __future__ import annotations
+
+from opta_exporter.core.state import LmxState, Snapshot
+from tests.helpers import example_snapshot
+from tests.unit.core.feeding import (
+    GIB,
+    M2,
+    NOW,
+    M,
+    apply_ok,
+    busy_state,
+    load,
+    loaded_state,
+    observable,
+)
+
+
+# -- reconciliation against snapshots -------------------------------------------------------
+def sync(state: LmxState) -> None:
+    """A first snapshot that agrees with the events: drift is measured after it."""
+    assert state.reconcile(Snapshot(models=dict.fromkeys(state.loaded)), NOW, state.seq) == 0
+
+
+def test_first_snapshot_fills_an_empty_state_without_drift() -> None:
+    state = LmxState()
+    assert state.reconcile(Snapshot(models={"a": 1.0, "b": None}), NOW, state.seq) == 0
+    assert state.loaded == {"a": "unknown", "b": "unknown"}
+    assert state.model_memory == {"a": 1.0 * GIB}
+    assert state.state_drift == 0.0
+
+
+def test_reconcile_removes_and_adds_and_counts_drift() -> None:
+    state = LmxState()
+    load(state, "a")
+    load(state, "b")
+    apply_ok(state, "model_readiness_changed", {"model_id": "a", "state": "routable"})
+    sync(state)
+    drift = state.reconcile(Snapshot(models={"b": 4.0, "c": 2.0}), NOW, state.seq)
+    assert drift == 2
+    assert state.state_drift == 2.0
+    assert state.loaded == {"b": "mlx", "c": "unknown"}
+    assert "a" not in state.readiness
+    assert state.model_memory == {"b": 4.0 * GIB, "c": 2.0 * GIB}
+
+    assert state.reconcile(Snapshot(models={"b": 4.0, "c": 2.0}), NOW, state.seq) == 0
+    assert state.state_drift == 2.0
+    assert state.reconcile(Snapshot(models={}), NOW, state.seq) == 2
+    assert state.state_drift == 4.0
+    assert state.loaded == {}
+
+
+def test_reconcile_gauges() -> None:
+    state = loaded_state()
+    sync(state)
+    snap = example_snapshot({M: 4.62, "mlx-community/gemma-3-4b": None})
+    assert state.reconcile(snap, NOW, state.seq) == 1
+    assert state.version == "0.1.0"
+    assert state.start_time == NOW - 5231.4
+    assert state.memory_total == 512 * 1024**3
+    assert state.memory_used == 61.2 * 1024**3
+    assert state.memory_available == 450.8 * 1024**3
+    assert state.memory_threshold == 0.9
+    assert state.in_flight == 1
+    assert state.max_concurrent == 4
+    assert state.loaded == {M: "mlx", "mlx-community/gemma-3-4b": "unknown"}  # format kept
+    assert state.model_memory == {M: 4.62 * 1024**3}
+
+
+def test_snapshot_without_gauges_keeps_the_gauges() -> None:
+    state = busy_state()
+    before = observable(state)
+    state.reconcile(Snapshot(models={M: 4.62, M2: 8.0}), NOW, state.seq)
+    assert observable(state) == before
+
+
+def test_reconcile_does_not_touch_a_model_loaded_after_since_seq() -> None:
+    state = LmxState()
+    load(state, "a")
+    sync(state)
+    since = state.seq  # the snapshot is requested now ...
+    load(state, "b")  # ... an event arrives while it is in flight ...
+    drift = state.reconcile(Snapshot(models={"a": 1.0}), NOW, since)  # ... without b
+    assert drift == 0
+    assert state.state_drift == 0.0
+    assert set(state.loaded) == {"a", "b"}
+
+
+def test_reconcile_does_not_touch_a_model_unloaded_after_since_seq() -> None:
+    state = LmxState()
+    load(state, "a")
+    load(state, "b")
+    sync(state)
+    since = state.seq
+    apply_ok(state, "model_unloaded", {"model_id": "b", "reason": "manual"})
+    drift = state.reconcile(Snapshot(models={"a": 1.0, "b": 1.0}), NOW, since)
+    assert drift == 0
+    assert state.state_drift == 0.0
+    assert set(state.loaded) == {"a"}
+
+
+def test_the_race_guard_is_only_for_that_snapshot() -> None:
+    state = LmxState()
+    load(state, "a")
+    sync(state)
+    since = state.seq
+    load(state, "b")
+    state.reconcile(Snapshot(models={"a": 1.0}), NOW, since)
+    # a later snapshot, requested after the event, that still disagrees is believed
+    assert state.reconcile(Snapshot(models={"a": 1.0}), NOW, state.seq) == 1
+    assert set(state.loaded) == {"a"}
+
+
+def test_reconcile_corrects_models_settled_before_since_seq() -> None:
+    state = LmxState()
+    load(state, "a")
+    load(state, "b")
+    sync(state)
+    since = state.seq
+    apply_ok(state, "heartbeat", {"timestamp": NOW})  # unrelated traffic after since
+    assert state.reconcile(Snapshot(models={"b": 1.0}), NOW, since) == 1
+    assert set(state.loaded) == {"b"}
+
+
+def test_a_model_the_cap_refuses_is_not_drift() -> None:
+    """Otherwise every snapshot would count it again and resubscribe forever."""
+    state = LmxState(max_models=2)
+    snap = Snapshot(models={"a": 1.0, "b": 1.0, "c": 1.0, "d" * 300: 1.0})
+    drifts = [state.reconcile(snap, NOW, state.seq) for _ in range(4)]
+    assert drifts == [0, 0, 0, 0]
+    assert len(state.loaded) == 2
+    assert state.series_dropped()["opta_lmx_model_loaded"] >= 2
+
+
+def test_disagrees_is_read_only_and_honours_the_race_guard() -> None:
+    state = LmxState()
+    assert not state.disagrees(Snapshot(models={"a": 1.0}), 0)  # nothing synced yet
+    state.reconcile(Snapshot(models={"a": 1.0}), 0.0, state.seq)
+    assert not state.disagrees(Snapshot(models={"a": 1.0}), state.seq)
+    assert state.disagrees(Snapshot(models={}), state.seq)
+    assert state.disagrees(Snapshot(models={"a": 1.0, "b": 1.0}), state.seq)
+    since = state.seq
+    from opta_exporter.core.ingest import ingest
+
+    ingest(state, "model_loaded", '{"model_id": "b"}', 0.0)  # newer than the snapshot
+    assert not state.disagrees(Snapshot(models={"a": 1.0}), since)
+    assert set(state.loaded) == {"a", "b"}

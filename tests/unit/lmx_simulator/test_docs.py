@@ -1,0 +1,57 @@
+"""The LMX stand-in against real sockets: the JSON documents (lmx_simulator/docs.py) --
+/admin/status and /admin/memory follow the model state; the dashboard's status envelope."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import requests
+
+from tests.unit.lmx_simulator.harness import Harness
+
+
+def test_status_and_memory_follow_the_model_state(h: Harness) -> None:
+    sim = h.sim(memory_total_gb=100.0, max_concurrent_requests=2)
+    sim.load_model("a", memory_gb=4.5)
+    sim.load_model("b", memory_gb=3.5, emit=False)
+    sim.set_in_flight(1)
+    r = requests.get(f"{sim.url}/admin/status", timeout=3)
+    assert r.headers["Content-Length"] == str(len(r.content))
+    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
+    status = r.json()
+    assert status["models"] == ["a", "b"]
+    assert status["loaded_models"] == 2
+    assert status["memory"] == {
+        "total_gb": 100.0,
+        "used_gb": 10.0,
+        "available_gb": 90.0,
+        "usage_percent": 10.0,
+        "threshold_percent": 90,
+    }
+    assert (status["in_flight_requests"], status["max_concurrent_requests"]) == (1, 2)
+    assert status["version"] == "0.1.0"
+    sim.unload_model("a")
+    memory = requests.get(f"{sim.url}/admin/memory", timeout=3).json()
+    assert memory == {
+        "total_unified_memory_gb": 100.0,
+        "used_gb": 5.5,
+        "available_gb": 94.5,
+        "threshold_percent": 90,
+        "models": {"b": {"memory_gb": 3.5, "loaded": True}},
+    }
+    sim.set_models({"c": 1.0})
+    assert requests.get(f"{sim.url}/admin/status", timeout=3).json()["models"] == ["c"]
+
+
+def test_status_envelope_carries_the_dashboard_snapshot(h: Harness) -> None:
+    sim = h.sim()
+    c = h.client(sim)
+    assert sim.wait_for_subscribers(1)
+    sim.load_model("org/model-4bit", memory_gb=4.0, emit=False)
+    sim.publish_status_envelope()
+    envelope = json.loads(c.read_chunk().decode().removeprefix("data: "))
+    assert envelope["type"] == "status"
+    assert envelope["data"]["loaded_models"][0]["id"] == "org/model-4bit"
+    assert envelope["data"]["loaded_models"][0]["name"] == "model-4bit"
+    assert envelope["data"]["vram_used_gb"] == 6.0
