@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
@@ -20,6 +19,7 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
 from opta_exporter.web.webconfig import WebConfig
+from tests.helpers import Samples, parse
 
 WAIT = 10.0  # generous upper bound for any wait on a loopback event; never a sleep
 
@@ -106,20 +106,14 @@ def is_open(state: LmxState, health: ExporterHealth) -> bool:
     return health.connection_state == "open"
 
 
-def scrape(exporter: Exporter) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(exporter: Exporter) -> Samples:
     """GET /metrics over HTTP and parse it: {(sample name, sorted labels): value}."""
     resp = requests.get(exporter.url + exporter.config.telemetry_path, timeout=WAIT)
     resp.raise_for_status()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(resp.text)
-        for s in family.samples
-    }
+    return parse(resp.text)
 
 
-def value(
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float | None:
+def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 

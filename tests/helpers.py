@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from opta_exporter.core.state import Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
+LMX = "http://lmx.test:1234"  # an LMX only `responses` answers
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # basic_auth_users' bcrypt hash of the password "s3cret" (few rounds: fast, for tests only).
 S3CRET_HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()

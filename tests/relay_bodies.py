@@ -16,7 +16,6 @@ from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.parse import RelayParse, parse_lmx_metrics
 from opta_exporter.relay.reader import RelayReader, RelayView
 
-LMX = "http://lmx.test:1234"
 KEY = "s3cret-admin-key"
 WEIRD = '/models/we"ird\\x.gguf'  # a quote and a backslash, as a local GGUF path can hold
 WEIRD_ESCAPED = '/models/we\\"ird\\\\x.gguf'  # as the text format must carry it
@@ -25,22 +24,6 @@ HEAD += "lmx_requests_total 7"
 TAIL = "# TYPE lmx_queued_requests gauge\nlmx_queued_requests 1"
 SENTINELS = {("lmx_requests_total", (), 7.0), ("lmx_queued_requests", (), 1.0)}
 Row = tuple[str, tuple[tuple[str, str], ...], float | str]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.wall = 1_700_000_000.0
-        self.mono = 500.0
-
-    def time(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 def rows(parse: RelayParse) -> set[Row]:

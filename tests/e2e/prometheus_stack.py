@@ -31,7 +31,6 @@ JOB = "opta-lmx"
 DEADLINE = 20.0  # upper bound for anything Prometheus has to scrape or evaluate
 POLL = 0.2
 ALERT_FOR = "2s"  # test copy of the alert rules: same expressions, shorter `for`
-GIB = 1024.0**3
 
 MAIN = "mlx-community/Qwen3-8B-4bit"
 ODD = '/models/we"ird\\x ✨.gguf'  # quote, backslash, emoji: LMX's own text breaks on it

@@ -28,6 +28,7 @@ from grafana.dashboards import DASHBOARDS, OUT_DIR
 from grafana.queries import DashboardQuery, dashboard_queries, substitute
 from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.core.state import GIB
 from opta_exporter.daemon import Exporter
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
@@ -37,7 +38,6 @@ from tests.e2e.prometheus_stack import (
     CANARY_FAIL,
     DEADLINE,
     EXAMPLE_CONFIG,
-    GIB,
     JOB,
     MAIN,
     MEMORY_GB,

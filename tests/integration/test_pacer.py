@@ -16,8 +16,8 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.store import Store
 from opta_exporter.stream.pacer import BATCH_BYTES, FRESH, Pacer
+from tests.conftest import WAIT
 
-WAIT = 10.0
 STALE = 30.0
 
 

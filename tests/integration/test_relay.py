@@ -17,20 +17,19 @@ from opta_exporter.config import Config
 from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.reader import RelayReader
 from opta_exporter.relay.text import RelayText
+from tests.conftest import WAIT
+from tests.fakes import FakeClock
 from tests.helpers import promtool_check
 from tests.relay_bodies import (
     HIST,
     KEY,
     WEIRD,
     WEIRD_ESCAPED,
-    FakeClock,
     assert_reads_as_the_library,
     exposition,
     names,
     registry_for,
 )
-
-WAIT = 10.0
 
 
 @pytest.fixture

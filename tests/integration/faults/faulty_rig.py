@@ -27,6 +27,7 @@ from tests.helpers import COUNTER_SUFFIXES, Samples, parse, promtool_check
 from tests.integration.faults.faulty_lmx import FaultyLmx
 
 KEY = "opta-admin-key-0f9e8d7c6b5a"  # must never leave the X-Admin-Key header
+BASE, CAP = 0.05, 0.4  # the rig's backoff
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,8 @@ def start_rig(
         listen_host="127.0.0.1",
         listen_port=0,
         admin_key=KEY,
-        backoff_base=0.05,
-        backoff_cap=0.4,
+        backoff_base=BASE,
+        backoff_cap=CAP,
         stale_timeout=5.0,
         snapshot_interval=3600.0,
         relay_interval=0.0,

@@ -1,5 +1,5 @@
-"""What the fault tests share: the rig's backoff (BASE, CAP), script steps (a model load, a
-heartbeat, each whole or trickled) and a wait for reconnects."""
+"""What the fault tests share: the MakeRig type, script steps (a model load, a heartbeat,
+each whole or trickled) and a wait for reconnects."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tests.integration.faults.faulty_rig import Rig
 from tests.integration.faults.faulty_script import Effect, Send
 
 MakeRig = Callable[..., Rig]
-BASE, CAP = 0.05, 0.4  # the rig's backoff
 MB = 1 << 20
 
 

@@ -15,6 +15,7 @@ import tracemalloc
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
+from opta_exporter.core.labels import MAX_LABEL_CHARS
 from tests.conftest import WAIT
 from tests.helpers import parse, promtool_check
 from tests.integration.faults.faulty_lmx import FaultyLmx
@@ -90,7 +91,7 @@ ODD_IDS = [
     "new\nline",
     "emoji-\U0001f980-\u00e9",
     'all "of\\ them\n\U0001f680',
-    "x" * 256,
+    "x" * MAX_LABEL_CHARS,  # the longest id admitted
 ]
 
 

@@ -15,7 +15,7 @@ import time
 
 from opta_exporter.stream import backoff
 from tests.integration.faults.faulty_lmx import FaultyLmx
-from tests.integration.faults.faulty_rig import KEY
+from tests.integration.faults.faulty_rig import BASE, CAP, KEY
 from tests.integration.faults.faulty_script import (
     AwaitSnapshot,
     Hold,
@@ -25,7 +25,7 @@ from tests.integration.faults.faulty_script import (
     events_script,
     reply,
 )
-from tests.integration.faults.steps import BASE, CAP, MakeRig, beat, load
+from tests.integration.faults.steps import MakeRig, beat, load
 
 
 # -- HTTP answers that are not a stream ---------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from tests.integration.faults.faulty_lmx import FaultyLmx
+from tests.integration.faults.faulty_rig import BASE, CAP
 from tests.integration.faults.faulty_script import (
     Big,
     Cut,
@@ -21,7 +22,7 @@ from tests.integration.faults.faulty_script import (
     events_script,
     reply,
 )
-from tests.integration.faults.steps import BASE, CAP, MB, MakeRig, beat, load, reconnected
+from tests.integration.faults.steps import MB, MakeRig, beat, load, reconnected
 
 
 # -- the server goes away -----------------------------------------------------------------

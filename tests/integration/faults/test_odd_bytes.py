@@ -13,8 +13,9 @@ import pytest
 
 from opta_exporter.stream import backoff
 from tests.integration.faults.faulty_lmx import FaultyLmx
+from tests.integration.faults.faulty_rig import CAP
 from tests.integration.faults.faulty_script import Hold, Raw, events_script
-from tests.integration.faults.steps import CAP, MakeRig, beat, load
+from tests.integration.faults.steps import MakeRig, beat, load
 
 
 # -- bytes that are odd but legal --------------------------------------------------------

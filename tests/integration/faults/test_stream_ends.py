@@ -10,6 +10,7 @@ in comments only.
 from __future__ import annotations
 
 from tests.integration.faults.faulty_lmx import FaultyLmx
+from tests.integration.faults.faulty_rig import BASE, CAP
 from tests.integration.faults.faulty_script import (
     AwaitSnapshot,
     Cut,
@@ -20,7 +21,7 @@ from tests.integration.faults.faulty_script import (
     Stall,
     events_script,
 )
-from tests.integration.faults.steps import BASE, CAP, MakeRig, beat, load
+from tests.integration.faults.steps import MakeRig, beat, load
 
 
 # -- the stream ends ----------------------------------------------------------------------

@@ -14,7 +14,6 @@ from opta_exporter.core.state import LmxState, Snapshot
 from opta_exporter.core.window import ThroughputWindow
 from tests.helpers import FIXTURES, read_sse
 
-GIB = 1024**3
 NOW = 1_718_000_000.0
 M = "mlx-community/Qwen3-8B-4bit"
 M2 = "/Volumes/models/llama-3.1-8b-instruct-q4_k_m.gguf"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from opta_exporter.core.state import LmxState
-from tests.unit.core.feeding import GIB, NOW, M, apply_ok, envelope, load, loaded_state
+from opta_exporter.core.state import GIB, LmxState
+from tests.unit.core.feeding import NOW, M, apply_ok, envelope, load, loaded_state
 
 
 # -- the dashboard dialect ----------------------------------------------------------------

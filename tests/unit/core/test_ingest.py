@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from opta_exporter.core.ingest import ingest
-from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.events import MAX_EVENT_CHARS
+from opta_exporter.core.ingest import NAMED, ingest
+from opta_exporter.core.state import GIB, LmxState, Snapshot
 from tests.helpers import LOAD_SEQUENCE
 from tests.unit.core.feeding import (
-    GIB,
     LOAD,
     LOAD_UNLOAD,
     M2,
@@ -354,6 +354,7 @@ def test_every_protocol_event_type_has_a_case() -> None:
         "heartbeat",
     }
     assert {case[1] for case in EVENT_CASES} == protocol_types
+    assert set(NAMED) == protocol_types  # the handler table is the protocol's list
 
 
 def test_download_end_clears_its_progress() -> None:
@@ -394,7 +395,7 @@ def test_requests_accumulate_across_outcomes() -> None:
         ("heartbeat", "null", "not_an_object"),
         ("message", '{"type": "status"}', "unknown_envelope"),
         ("message", '{"type": "agent_step", "data": {"x": 1}}', "unknown_envelope"),
-        ("model_loaded", '{"model_id": "' + "x" * (1 << 20) + '"}', "oversize"),
+        ("model_loaded", '{"model_id": "' + "x" * MAX_EVENT_CHARS + '"}', "oversize"),
     ],
 )
 def test_input_errors_are_counted_and_change_nothing(name: str, text: str, reason: str) -> None:

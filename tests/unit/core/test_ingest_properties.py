@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opta_exporter.core.events import EventError
-from opta_exporter.core.ingest import ingest
+from opta_exporter.core.ingest import NAMED, ingest
+from opta_exporter.core.labels import READINESS_STATES
 from opta_exporter.core.state import LmxState, Snapshot
 from tests.unit.core.feeding import NOW, assert_monotonic, counters
 
@@ -31,17 +32,10 @@ TEXT_FIELDS = (
 )  # fmt: skip
 MODEL_IDS = ("m1", "m2", "m3", "m4", "m5", 'we"ird\\x', "🦙\nnl", "x" * 300)
 WORDS = (
-    "mlx", "gguf", "manual", "ttl", "lru", "canary_failed", "admitted", "loading",
-    "canary_pending", "routable", "quarantined", "unknown", "pass", "fail", "quantizing",
-    "completed", "cancelling", "cancelled", "failed: boom", "",
+    "mlx", "gguf", "manual", "ttl", "lru", "canary_failed", *READINESS_STATES, "unknown",
+    "pass", "fail", "quantizing", "completed", "cancelling", "cancelled", "failed: boom", "",
 )  # fmt: skip
-EVENT_NAMES = (
-    "model_loaded", "model_unloaded", "model_canary_started", "model_canary_passed",
-    "model_canary_failed", "model_readiness_changed", "model_compatibility_recorded",
-    "model_ttl_evicted", "download_completed", "download_failed", "download_cancelled",
-    "download_progress", "quantize_progress", "config_reloaded", "memory_warning",
-    "request_completed", "heartbeat", "agent_step",
-)  # fmt: skip
+EVENT_NAMES = (*NAMED, "agent_step")  # every named type LMX sends, and one it may add
 scalars: st.SearchStrategy[object] = st.one_of(
     st.none(),
     st.booleans(),

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from opta_exporter.core.state import LmxState
-from tests.unit.core.feeding import GIB, M, apply_ok, load
+from opta_exporter.core.labels import MAX_LABEL_CHARS
+from opta_exporter.core.state import GIB, MODEL_GAUGES, LmxState
+from tests.unit.core.feeding import M, apply_ok, load
 
 # -- free text normalised to fixed label sets ---------------------------------------------
 MISSING = object()
@@ -158,7 +159,9 @@ def test_refused_request_model_is_counted() -> None:
     assert state.window.copy() == [9.0]  # throughput has no model label: always kept
 
 
-@pytest.mark.parametrize(("length", "admitted"), [(256, True), (257, False), (5000, False)])
+@pytest.mark.parametrize(
+    ("length", "admitted"), [(MAX_LABEL_CHARS, True), (MAX_LABEL_CHARS + 1, False), (5000, False)]
+)
 def test_model_id_length_limit(length: int, admitted: bool) -> None:
     state = LmxState()
     model = "m" * length
@@ -213,10 +216,5 @@ def test_unload_frees_the_gauge_slots() -> None:
     assert set(state.readiness) == {"b", "c", "d"}
     assert set(state.crashes) == {"b", "c", "d"}
     dropped = state.series_dropped()
-    for metric in (
-        "opta_lmx_model_loaded",
-        "opta_lmx_model_memory_bytes",
-        "opta_lmx_model_readiness",
-        "opta_lmx_model_crashes",
-    ):
+    for metric in MODEL_GAUGES:
         assert metric not in dropped

@@ -3,10 +3,9 @@ events newer than the snapshot, and the cap's refusals that are not drift."""
 
 from __future__ import annotations
 
-from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.state import GIB, LmxState, Snapshot
 from tests.helpers import example_snapshot
 from tests.unit.core.feeding import (
-    GIB,
     M2,
     NOW,
     M,

@@ -18,14 +18,16 @@ from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from opta_exporter import __version__
+from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
-from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.labels import READINESS_STATES
+from opta_exporter.core.state import GIB, LmxState, Snapshot
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.store import Store
+from tests.fakes import FakeClock
 from tests.helpers import FIXTURES, example_snapshot, promtool_check, read_sse
 
-GIB = 1024**3
 WALL = 1_718_000_000.0
 M = "mlx-community/Qwen3-8B-4bit"
 # the OpenMetrics functions carry no annotations: give them their documented types
@@ -33,7 +35,6 @@ om_generate = cast("Callable[[CollectorRegistry], bytes]", openmetrics.generate_
 om_parse = cast(
     "Callable[[str], Iterable[Metric]]", openmetrics_parser.text_string_to_metric_families
 )
-READINESS = ("admitted", "loading", "canary_pending", "routable", "quarantined")
 ODD_IDS = (
     '/m/we"ird\\x.gguf',
     'C:\\models\\"q"\\m.gguf',
@@ -41,18 +42,6 @@ ODD_IDS = (
     "🦙 llama-3 ✨",
     'caf\u00e9 {x="1"} # not a comment',
 )
-
-
-class FakeClock:
-    def __init__(self, wall: float = WALL, mono: float = 1000.0) -> None:
-        self.wall = wall
-        self.mono = mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
 
 
 @dataclass
@@ -74,7 +63,7 @@ class Rig:
 
 
 def make_rig(state: LmxState | None = None) -> Rig:
-    clock = FakeClock()
+    clock = FakeClock(WALL, mono=1000.0)
     store = Store(state or LmxState(), ExporterHealth(), clock=clock)
     registry = CollectorRegistry()
     registry.register(LmxCollector(store))
@@ -254,7 +243,7 @@ def test_values_after_the_load_sequence(rig: Rig) -> None:
     assert rig.value("opta_lmx_model_load_duration_seconds_count", format="mlx") == 1.0
     assert rig.value("opta_lmx_model_load_duration_seconds_sum", format="mlx") == 2.41
     assert rig.value("opta_exporter_last_event_timestamp_seconds") == WALL
-    for reason in ("malformed_json", "not_an_object", "bad_field", "oversize", "unknown_envelope"):
+    for reason in ERROR_REASONS:
         assert rig.value("opta_exporter_event_errors_total", reason=reason) == 0.0
 
 
@@ -262,10 +251,12 @@ def test_readiness_is_one_hot(rig: Rig) -> None:
     seen = []
     for name, data in LOAD_UNLOAD[:-1]:
         rig.store.ingest(name, data)
-        values = {s: rig.value("opta_lmx_model_readiness", model=M, state=s) for s in READINESS}
+        values = {
+            s: rig.value("opta_lmx_model_readiness", model=M, state=s) for s in READINESS_STATES
+        }
         current = [s for s, v in values.items() if v == 1.0]
         assert len(current) == 1
-        assert [v for v in values.values() if v != 1.0] == [0.0] * 4
+        assert [v for v in values.values() if v != 1.0] == [0.0] * (len(READINESS_STATES) - 1)
         seen.append(current[0])
     assert seen == [
         "admitted", "loading", "canary_pending", "canary_pending", "canary_pending",
@@ -283,7 +274,7 @@ def test_unloaded_models_series_disappear(rig: Rig) -> None:
     assert rig.value("opta_lmx_model_loaded", model=M, format="mlx") is None
     assert rig.value("opta_lmx_model_memory_bytes", model=M) is None
     assert rig.value("opta_lmx_model_crashes", model=M) is None
-    for state in READINESS:
+    for state in READINESS_STATES:
         assert rig.value("opta_lmx_model_readiness", model=M, state=state) is None
     assert f'model="{M}"' not in "".join(
         line for line in rig.text().splitlines() if line.startswith("opta_lmx_model_readiness")

@@ -15,9 +15,7 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.readers.snapshots import Snapshotter
 from opta_exporter.store import Store
-from tests.helpers import MEMORY, STATUS
-
-LMX = "http://lmx.test:1234"
+from tests.helpers import LMX, MEMORY, STATUS
 
 
 def make(key: str | None = None) -> tuple[Snapshotter, Store]:

@@ -13,14 +13,13 @@ import responses
 
 from opta_exporter.config import Config
 from opta_exporter.relay.reader import RelayReader
-from tests.helpers import promtool_check
+from tests.fakes import FakeClock
+from tests.helpers import LMX, promtool_check
 from tests.relay_bodies import (
     COUNTER,
     HIST,
     KEY,
-    LMX,
     LMX_BODY,
-    FakeClock,
     exposition,
     names,
     registry_for,
