@@ -3,7 +3,7 @@
 It speaks LMX's wire format (lmx-protocol.md): `/admin/events` answers 200
 `text/event-stream; charset=utf-8`, chunked, one chunk per event, silent until the first
 event; `/admin/status` and `/admin/memory` answer JSON for a model set the test controls.
-Each event-stream connection plays the next queued `Script` (tests/faulty_script.py) and
+Each event-stream connection plays the next queued `Script` (faulty_script.py) and
 leaves a `ConnRecord` of what it really sent. The listener can go down and come back on
 the same port. Everything is bounded: socket timeouts, held streams time out, and
 `stop()` cuts every connection and joins every thread.

@@ -1,4 +1,4 @@
-"""Per-connection scripts for the fault-injecting LMX (tests/faulty_lmx.py).
+"""Per-connection scripts for the fault-injecting LMX (faulty_lmx.py).
 
 A script is the list of steps one `/admin/events` connection plays, in order: events,
 raw bytes, pauses, and how the connection ends. Steps only talk to the `Wire` protocol,

@@ -1,6 +1,6 @@
 """The byte level of the fault-injecting LMX: one connection's writes, and HTTP framing.
 
-`Connection` is the `Wire` a script's steps drive (tests/faulty_script.py); it writes
+`Connection` is the `Wire` a script's steps drive (faulty_script.py); it writes
 chunks, holds a stream open while watching for the client hanging up, and records what
 went out whole in the connection's `ConnRecord`.
 """

@@ -1,5 +1,6 @@
 """LmxState (core/state.py): reconciliation against snapshots, drift, the race guard for
-events newer than the snapshot, and the cap's refusals that are not drift."""
+events newer than the snapshot, the cap's refusals that are not drift, and the read-only
+second look (disagrees)."""
 
 from __future__ import annotations
 
