@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tarfile
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,25 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -
         timeout=60,
     )
     assert typed.stdout.strip() == "True"
+
+
+def test_wheel_holds_the_exporter_and_not_the_simulator(dist: Path) -> None:
+    """The simulator is a test and demo tool: in the sdist, never installed as a package."""
+    (wheel,) = dist.glob(f"opta_exporter-{__version__}-py3-none-any.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        modules = {name for name in archive.namelist() if name.endswith(".py")}
+    source = {path.relative_to(ROOT).as_posix() for path in (ROOT / "opta_exporter").rglob("*.py")}
+    assert modules == source  # every subpackage, nothing else
+    assert not any("simulator" in name for name in modules)
+
+
+def test_sdist_ships_the_simulator_for_the_demo_and_tests(dist: Path) -> None:
+    (sdist,) = dist.glob(f"opta_exporter-{__version__}.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {Path(name).as_posix().partition("/")[2] for name in archive.getnames()}
+    simulator = {
+        path.relative_to(ROOT).as_posix() for path in (ROOT / "lmx_simulator").glob("*.py")
+    }
+    assert simulator <= names
+    assert "lmx_simulator/__main__.py" in simulator
+    assert {"docs/metrics.md", "docs/architecture.md"} <= names

@@ -5,15 +5,18 @@ a scrape during a read that hangs."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.daemon import Exporter
+from opta_exporter.relay import text
 from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.reader import RelayReader
 from opta_exporter.relay.text import RelayText
@@ -181,3 +184,26 @@ def test_a_scrape_during_a_slow_read_returns_at_once() -> None:
         serving.join(WAIT)
     assert not relay.is_alive()
     assert registry.get_sample_value("lmx_requests_total") == 5
+
+
+def test_the_relay_thread_writes_the_text_after_each_read(
+    make_exporter: Callable[..., Exporter], sim: LmxSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon hands each read's text to the relay thread, not to the next scrape."""
+    writers: list[str] = []
+    real = text.write
+
+    def spy(metrics: Iterable[Metric], openmetrics: bool) -> bytes:
+        writers.append(threading.current_thread().name)
+        return real(metrics, openmetrics)
+
+    monkeypatch.setattr(text, "write", spy)
+    exporter = make_exporter(sim, relay_interval=0.05)
+    relay = exporter.relay
+    assert relay is not None
+    assert relay.wait_for_reads(1, WAIT)
+    resp = requests.get(exporter.url + "/metrics", timeout=WAIT)  # text format from now on
+    assert "opta_exporter_relay_reads_total" in resp.text
+    done = sum(relay.view().reads.values())
+    assert relay.wait_for_reads(done + 2, WAIT)  # the read after `done` was handed on
+    assert "relay" in writers
