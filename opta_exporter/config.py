@@ -38,6 +38,7 @@ class Config:
     connect_timeout: float = 5.0
     snapshot_interval: float = 60.0
     relay_interval: float = 15.0
+    health_interval: float = 15.0
     batch_window: float = 0.25
     window_size: int = 300
     backoff_base: float = 1.0
@@ -93,6 +94,12 @@ OPTIONS: tuple[Option, ...] = (
         "--lmx.relay-interval",
         "relay_interval",
         "How often LMX's own /admin/metrics is read and relayed; 0 turns the relay off.",
+        "15s",
+    ),
+    Option(
+        "--lmx.health-interval",
+        "health_interval",
+        "How often /admin/health is read: the one read LMX answers while it sheds load.",
         "15s",
     ),
     Option(
@@ -208,6 +215,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "connect_timeout": _positive(parse_duration),
     "snapshot_interval": _positive(parse_duration),
     "relay_interval": _non_negative(parse_duration),
+    "health_interval": _positive(parse_duration),
     "batch_window": _non_negative(parse_duration),
     "telemetry_path": _path,
     "web_config_file": str,

@@ -17,9 +17,13 @@ from urllib3.util.retry import Retry
 
 from opta_exporter.config import Config
 from opta_exporter.core.clock import Clock
-from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.health import ExporterHealth, SourceStatus
 from opta_exporter.core.state import LmxState
+from opta_exporter.lmx.client import LmxClient
+from opta_exporter.lmx.shedding import SheddingWatch
 from opta_exporter.metrics.collector import LmxCollector
+from opta_exporter.readers.health import HealthReader
+from opta_exporter.readers.poll import poll
 from opta_exporter.readers.snapshots import Snapshotter, snapshot_loop
 from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.reader import RelayReader
@@ -55,14 +59,27 @@ class Exporter:
     ) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        intervals = {
+            "status": config.snapshot_interval,
+            "memory": config.snapshot_interval,
+            "health": config.health_interval,
+            "relay": config.relay_interval,
+        }
         self.store = Store(
             LmxState(max_models=config.max_models, window_size=config.window_size),
-            ExporterHealth(stale_timeout=config.stale_timeout),
+            ExporterHealth(
+                stale_timeout=config.stale_timeout,
+                sources={name: SourceStatus(every) for name, every in intervals.items() if every},
+            ),
             clock,
         )
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(LmxCollector(self.store))
-        self.snapshotter = Snapshotter(config, self.store, (session_factory or _snapshot_session)())
+        # every reader tells it what LMX answered: a 503 `overloaded` is load shedding
+        shedding = SheddingWatch(self.store.set_shedding)
+        self.snapshotter = Snapshotter(
+            config, self.store, (session_factory or _snapshot_session)(), shedding
+        )
         self.consumer = StreamConsumer(
             config,
             self.store,
@@ -71,6 +88,11 @@ class Exporter:
             self.stop_event,
             sleep=sleep,
             rng=rng,
+            answers=shedding,
+        )
+        self.health_reader = HealthReader(
+            LmxClient.from_config(config, (session_factory or _snapshot_session)(), shedding),
+            self.store,
         )
         self.store.sync = self.consumer.flush
         # /metrics writes the exporter's families itself and appends the relay's text;
@@ -78,7 +100,9 @@ class Exporter:
         self.relay: RelayReader | None = None
         relay_text = None
         if config.relay_interval > 0:
-            self.relay = RelayReader(config, _snapshot_session(), clock)
+            self.relay = RelayReader(
+                config, _snapshot_session(), clock, shedding, self.store.source_read
+            )
             self.registry.register(RelayCollector(self.relay))
             relay_text = RelayText(self.relay)
         self.server = MetricsServer(
@@ -94,6 +118,12 @@ class Exporter:
                 name="snapshots",
                 daemon=True,
                 args=(self.snapshotter, config.snapshot_interval, self.stop_event, self._on_drift),
+            ),
+            threading.Thread(
+                target=poll,
+                name="health",
+                daemon=True,
+                args=(self.health_reader.read_once, config.health_interval, self.stop_event),
             ),
         ]
         if self.relay is not None and relay_text is not None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from opta_exporter.core.clock import Clock
 from opta_exporter.core.events import ErrorReason, EventError, SseEvent
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.ingest import ingest
+from opta_exporter.core.readings import HealthReading
 from opta_exporter.core.state import LmxState, Snapshot
 
 
@@ -101,6 +102,33 @@ class Store:
     def resync_failed(self) -> None:
         with self.lock:
             self.health.resyncs["failure"] += 1
+            self._notify()
+
+    def source_read(self, source: str, ok: bool) -> None:
+        """A read of `source` (status, memory, health, relay) ended; `ok` if it succeeded."""
+        with self.lock:
+            old = self.health.sources.get(source)
+            if old is not None:
+                self.health.sources[source] = (
+                    replace(
+                        old,
+                        up=True,
+                        last_success_wall=self.clock.time(),
+                        last_success_mono=self.clock.monotonic(),
+                    )
+                    if ok
+                    else replace(old, up=False)
+                )
+            self._notify()
+
+    def set_health(self, reading: HealthReading) -> None:
+        with self.lock:
+            self.state.health = reading
+            self._notify()
+
+    def set_shedding(self, shedding: bool) -> None:
+        with self.lock:
+            self.state.shedding = shedding
             self._notify()
 
     def set_connection(

@@ -21,6 +21,27 @@ RECONNECT_REASONS = (
 )
 
 
+# The interval reads of LMX, each reported as a source (opta_exporter_source_*).
+SOURCES = ("status", "memory", "health", "relay")
+STALE_INTERVALS = 2  # a figure whose source failed this many intervals is not exported
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One source's last read: whether it succeeded, and when the last success was."""
+
+    interval: float
+    up: bool = False
+    last_success_wall: float | None = None
+    last_success_mono: float | None = None
+
+    def fresh(self, now: float) -> bool:
+        return (
+            self.last_success_mono is not None
+            and now - self.last_success_mono <= STALE_INTERVALS * self.interval
+        )
+
+
 @dataclass
 class ExporterHealth:
     stale_timeout: float = 45.0
@@ -34,6 +55,8 @@ class ExporterHealth:
     # monotonic time of the response headers or the last event, whichever is later:
     # LMX sends no byte until its first event, so the stale timer starts at the headers.
     last_activity: float | None = None
+    # the sources this exporter reads (by name); one that is not read is not listed
+    sources: dict[str, SourceStatus] = field(default_factory=dict)
 
     def up(self, now: float) -> bool:
         return (
@@ -42,5 +65,16 @@ class ExporterHealth:
             and now - self.last_activity <= self.stale_timeout
         )
 
+    def fresh(self, source: str, now: float) -> bool:
+        """Whether figures from `source` may be shown: one this exporter does not read
+        (a test's bare state) is not judged."""
+        status = self.sources.get(source)
+        return status is None or status.fresh(now)
+
     def copy(self) -> ExporterHealth:
-        return replace(self, reconnects=dict(self.reconnects), resyncs=dict(self.resyncs))
+        return replace(
+            self,
+            reconnects=dict(self.reconnects),
+            resyncs=dict(self.resyncs),
+            sources=dict(self.sources),
+        )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import ModelCap, OpenSet
+from opta_exporter.core.readings import HealthReading
 from opta_exporter.core.window import ThroughputWindow
 
 GIB = 1024.0**3
@@ -58,6 +59,8 @@ class LmxState:
     in_flight: float | None = None
     max_concurrent: float | None = None
     temperature: float | None = None
+    health: HealthReading | None = None  # the last /admin/health read
+    shedding: bool = False  # LMX answered a read 503 `overloaded` and none succeeded since
     loaded: dict[str, str] = field(default_factory=dict)  # model -> format
     model_memory: dict[str, float] = field(default_factory=dict)
     readiness: dict[str, str] = field(default_factory=dict)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -21,16 +21,41 @@ MAX_BODY_BYTES = 8 * 1024 * 1024  # far above any admin body LMX sends; a hostil
 _READ_SIZE = 65536
 
 
+_OVERLOADED_PEEK = 4096  # LMX's shedding body is ~100 bytes; never read more to judge it
+
+
 class LmxError(Exception):
     """A read that failed. `detail` says why without the path, `str()` with it; neither
     ever holds the key, a URL query or a body. `status` is the HTTP status when LMX
-    answered."""
+    answered; `overloaded` when that answer was LMX shedding load."""
 
-    def __init__(self, path: str, detail: str, status: int | None = None) -> None:
+    def __init__(
+        self, path: str, detail: str, status: int | None = None, *, overloaded: bool = False
+    ) -> None:
         super().__init__(f"{path}: {detail}")
         self.path = path
         self.detail = detail
         self.status = status
+        self.overloaded = overloaded
+
+
+class Answers(Protocol):
+    """Told of every answer (lmx/shedding.py watches them for load shedding)."""
+
+    def answered(self, path: str, status: int, overloaded: bool) -> None: ...
+
+
+def overloaded(resp: requests.Response) -> bool:
+    """LMX's load-shedding answer: 503 with `{"error": {"code": "overloaded"}}`. Reads at
+    most a few KiB of the body, and only of a 503."""
+    if resp.status_code != 503:
+        return False
+    try:
+        head = next(resp.iter_content(_OVERLOADED_PEEK), b"")
+        error = json.loads(head).get("error")
+    except (ValueError, AttributeError, requests.RequestException):
+        return False
+    return isinstance(error, dict) and error.get("code") == "overloaded"
 
 
 class LmxClient:
@@ -40,15 +65,19 @@ class LmxClient:
         admin_key: str | None,
         session: requests.Session,
         connect_timeout: float = 5.0,
+        answers: Answers | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._admin_key = admin_key
         self._session = session
         self.connect_timeout = connect_timeout
+        self._answers = answers
 
     @classmethod
-    def from_config(cls, config: Config, session: requests.Session) -> LmxClient:
-        return cls(config.lmx_url, config.admin_key, session, config.connect_timeout)
+    def from_config(
+        cls, config: Config, session: requests.Session, answers: Answers | None = None
+    ) -> LmxClient:
+        return cls(config.lmx_url, config.admin_key, session, config.connect_timeout, answers)
 
     def __repr__(self) -> str:
         key = "set" if self._admin_key is not None else "none"
@@ -64,16 +93,26 @@ class LmxClient:
     ) -> requests.Response:
         """A streamed GET whose body the caller reads and closes. requests' exceptions
         pass through: the event stream turns each into its own reconnect reason."""
+        return self._get(path, accept, read_timeout, headers)[0]
+
+    def _get(
+        self, path: str, accept: str, read_timeout: float, headers: Mapping[str, str] | None
+    ) -> tuple[requests.Response, bool]:
+        """The answer, and whether it was LMX shedding load (told to `answers` too)."""
         sent = {"Accept": accept, **(headers or {})}
         if self._admin_key is not None:
             sent["X-Admin-Key"] = self._admin_key
-        return self._session.get(
+        resp = self._session.get(
             self.base_url + path,
             headers=sent,
             stream=True,
             timeout=(self.connect_timeout, read_timeout),
             allow_redirects=False,
         )
+        shed = overloaded(resp)
+        if self._answers is not None:
+            self._answers.answered(path, resp.status_code, shed)
+        return resp, shed
 
     def read(
         self,
@@ -85,12 +124,14 @@ class LmxClient:
     ) -> bytes:
         """The body of a 200 answer, whole, or LmxError (never requests' exceptions)."""
         try:
-            with self.open(path, accept=accept, read_timeout=read_timeout) as resp:
+            resp, shed = self._get(path, accept, read_timeout, None)
+            with resp:
                 status = resp.status_code
                 if status in (401, 403):
                     raise LmxError(path, f"HTTP {status}, admin key refused", status)
                 if status != 200:
-                    raise LmxError(path, f"HTTP {status}", status)
+                    detail = "HTTP 503, LMX is shedding load" if shed else f"HTTP {status}"
+                    raise LmxError(path, detail, status, overloaded=shed)
                 body = bytearray()
                 for chunk in resp.iter_content(_READ_SIZE):
                     body += chunk

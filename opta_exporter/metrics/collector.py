@@ -5,7 +5,7 @@ for data proxied from another system), in the order and shape specs.py declares.
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,6 +19,7 @@ from opta_exporter import __version__
 from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import READINESS_STATES
+from opta_exporter.core.readings import HEALTH_STATUSES
 from opta_exporter.core.state import LmxState
 from opta_exporter.core.window import window_stats
 from opta_exporter.metrics.specs import METRICS, MetricSpec, Sample, Table
@@ -29,7 +30,7 @@ def _scalar(value: float | None) -> list[Sample]:
     return [] if value is None else [((), value)]
 
 
-def _keyed(table: dict[str, float]) -> list[Sample]:
+def _keyed(table: Mapping[str, float]) -> list[Sample]:
     return [((key,), value) for key, value in table.items()]
 
 
@@ -42,17 +43,29 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
     mean broken, not zero. Both the client-library families and the fast renderer
     (exposition.py) are built from this."""
     stats = window_stats(s.window.copy())
+    # A polled figure is shown only while its source is fresh: frozen is worse than absent.
+    status = h.fresh("status", now)
+    memory = h.fresh("memory", now)
+    health = s.health if h.fresh("health", now) else None
     values: dict[str, list[Sample]] = {
         "opta_lmx_up": [((), 1.0 if h.up(now) else 0.0)],
-        "opta_lmx_info": [] if s.version is None else [((s.version,), 1.0)],
-        "opta_lmx_start_time_seconds": _scalar(s.start_time),
-        "opta_lmx_memory_total_bytes": _scalar(s.memory_total),
-        "opta_lmx_memory_used_bytes": _scalar(s.memory_used),
-        "opta_lmx_memory_available_bytes": _scalar(s.memory_available),
-        "opta_lmx_memory_threshold_ratio": _scalar(s.memory_threshold),
-        "opta_lmx_requests_in_flight": _scalar(s.in_flight),
-        "opta_lmx_requests_max_concurrent": _scalar(s.max_concurrent),
+        "opta_lmx_info": [((s.version,), 1.0)] if status and s.version is not None else [],
+        "opta_lmx_start_time_seconds": _scalar(s.start_time if status else None),
+        "opta_lmx_memory_total_bytes": _scalar(s.memory_total if memory else None),
+        "opta_lmx_memory_used_bytes": _scalar(s.memory_used if memory else None),
+        "opta_lmx_memory_available_bytes": _scalar(s.memory_available if memory else None),
+        "opta_lmx_memory_threshold_ratio": _scalar(s.memory_threshold if memory else None),
+        "opta_lmx_requests_in_flight": _scalar(s.in_flight if status else None),
+        "opta_lmx_requests_max_concurrent": _scalar(s.max_concurrent if status else None),
         "opta_lmx_temperature_celsius": _scalar(s.temperature),
+        "opta_lmx_health_status": []
+        if health is None or health.status is None
+        else [((st,), 1.0 if st == health.status else 0.0) for st in HEALTH_STATUSES],
+        "opta_lmx_memory_usage_ratio": _scalar(
+            None if health is None else health.memory_usage_ratio
+        ),
+        "opta_lmx_metal_memory_bytes": [] if health is None else _keyed(health.metal_bytes),
+        "opta_lmx_load_shedding": [((), 1.0 if s.shedding else 0.0)],
         "opta_lmx_model_loaded": [((m, f), 1.0) for m, f in s.loaded.items()],
         "opta_lmx_model_memory_bytes": _keyed(s.model_memory),
         "opta_lmx_model_readiness": [
@@ -89,6 +102,14 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
         "opta_exporter_last_event_timestamp_seconds": _scalar(h.last_event_wall),
         "opta_exporter_event_errors_total": _keyed(s.event_errors),
         "opta_exporter_resyncs_total": _keyed(h.resyncs),
+        "opta_exporter_source_up": [
+            ((name,), 1.0 if source.up else 0.0) for name, source in h.sources.items()
+        ],
+        "opta_exporter_source_last_success_timestamp_seconds": [
+            ((name,), source.last_success_wall)
+            for name, source in h.sources.items()
+            if source.last_success_wall is not None
+        ],
         "opta_exporter_state_drift_total": [((), s.state_drift)],
         "opta_exporter_series_dropped_total": _keyed(s.series_dropped()),
     }

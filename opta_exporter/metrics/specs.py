@@ -45,6 +45,14 @@ METRICS: tuple[MetricSpec, ...] = (
     _g("opta_lmx_requests_in_flight", "", "Requests being served."),
     _g("opta_lmx_requests_max_concurrent", "", "LMX's concurrency limit."),
     _g("opta_lmx_temperature_celsius", "", "Temperature, when a snapshot carries it."),
+    _g("opta_lmx_health_status", "status", "One-hot status LMX's /admin/health reports."),
+    _g(
+        "opta_lmx_memory_usage_ratio",
+        "",
+        "Memory in use, 0-1, from /admin/health: still read while LMX sheds load.",
+    ),
+    _g("opta_lmx_metal_memory_bytes", "kind", "Metal memory, while LMX reports it."),
+    _g("opta_lmx_load_shedding", "", "1 while LMX answers admin reads 503 'overloaded'."),
     _g("opta_lmx_model_loaded", "model format", "1 for each loaded model."),
     _g("opta_lmx_model_memory_bytes", "model", "Memory held by a loaded model."),
     _g("opta_lmx_model_readiness", "model state", "One-hot readiness state of a model."),
@@ -90,6 +98,12 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     _c("opta_exporter_event_errors_total", "reason", "Events refused as bad input."),
     _c("opta_exporter_resyncs_total", "outcome", "Snapshot resyncs by outcome."),
+    _g("opta_exporter_source_up", "source", "1 if the last read of that LMX source succeeded."),
+    _g(
+        "opta_exporter_source_last_success_timestamp_seconds",
+        "source",
+        "Wall clock of the source's last good read; its figures go after two intervals.",
+    ),
     _c(
         "opta_exporter_state_drift_total",
         "",

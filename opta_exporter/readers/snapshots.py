@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
 from opta_exporter.config import Config
 from opta_exporter.core.snapshot import parse_snapshot
 from opta_exporter.core.state import Snapshot
-from opta_exporter.lmx.client import LmxClient, LmxError
+from opta_exporter.lmx.client import Answers, LmxClient, LmxError
 from opta_exporter.store import Store
 
 log = logging.getLogger(__name__)
@@ -26,16 +27,31 @@ class Snapshotter:
     """Reads both endpoints and reconciles; one at a time (the consumer's connect-time
     resync and the interval loop may meet)."""
 
-    def __init__(self, config: Config, store: Store, session: requests.Session) -> None:
-        self._lmx = LmxClient.from_config(config, session)
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        session: requests.Session,
+        answers: Answers | None = None,
+    ) -> None:
+        self._lmx = LmxClient.from_config(config, session, answers)
         self._store = store
         self._lock = threading.Lock()
         self._last_error: str | None = None
 
     def fetch(self) -> Snapshot:
-        return parse_snapshot(
-            self._lmx.read_json("/admin/status"), self._lmx.read_json("/admin/memory")
-        )
+        """Both reads, each reported as its own source; the first failure is raised."""
+        bodies: dict[str, dict[str, Any]] = {}
+        error: LmxError | None = None
+        for source in ("status", "memory"):
+            try:
+                bodies[source] = self._lmx.read_json(f"/admin/{source}")
+            except LmxError as exc:
+                error = error or exc
+            self._store.source_read(source, source in bodies)
+        if error is not None:
+            raise error
+        return parse_snapshot(bodies["status"], bodies["memory"])
 
     def disagrees(self) -> bool:
         """A read-only look: would a resync now change the model set?"""

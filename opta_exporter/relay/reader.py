@@ -19,7 +19,7 @@ import requests
 from opta_exporter.config import Config
 from opta_exporter.core.clock import Clock
 from opta_exporter.core.labels import ModelCap
-from opta_exporter.lmx.client import LmxClient, LmxError
+from opta_exporter.lmx.client import Answers, LmxClient, LmxError
 from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics
 from opta_exporter.store import SystemClock
 
@@ -44,10 +44,16 @@ class RelayReader:
     """Fetches and keeps the last good read; one read at a time."""
 
     def __init__(
-        self, config: Config, session: requests.Session, clock: Clock | None = None
+        self,
+        config: Config,
+        session: requests.Session,
+        clock: Clock | None = None,
+        answers: Answers | None = None,
+        report: Callable[[str, bool], object] = lambda source, ok: None,
     ) -> None:
         self._config = config
-        self._lmx = LmxClient.from_config(config, session)
+        self._lmx = LmxClient.from_config(config, session, answers)
+        self._report = report  # each read's outcome, as the source `relay`
         self._clock: Clock = clock or SystemClock()
         self._read_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -70,10 +76,12 @@ class RelayReader:
                 parse = parse_lmx_metrics(self._lmx.read_text(PATH))
             except LmxError as exc:
                 self._failed(exc.detail)
+                self._report("relay", False)
                 return False
             if parse.sample_count == 0 and parse.dropped:
                 reason = f"{parse.dropped} unreadable line(s), no metric: a proxy's page?"
                 self._failed(reason, parse.dropped)
+                self._report("relay", False)
                 return False
             capped, refused = cap_models(parse, self._cap)
             self._log_losses(parse.dropped, refused)
@@ -85,6 +93,7 @@ class RelayReader:
                 self._dropped["unparseable"] += parse.dropped
                 self._dropped["cap"] += refused
                 self.changed.notify_all()
+            self._report("relay", True)
             if self._last_error is not None:
                 log.info("relay: reading LMX's %s works again", PATH)
                 self._last_error = None

@@ -16,7 +16,7 @@ from urllib3.exceptions import DecodeError, HTTPError
 
 from opta_exporter.config import Config
 from opta_exporter.core.events import EventError
-from opta_exporter.lmx.client import LmxClient
+from opta_exporter.lmx.client import Answers, LmxClient
 from opta_exporter.store import Store
 from opta_exporter.stream.backoff import Backoff
 from opta_exporter.stream.pacer import Pacer
@@ -46,13 +46,14 @@ class StreamConsumer:
         *,
         sleep: Callable[[float], None] | None = None,
         rng: Callable[[], float] = random.random,
+        answers: Answers | None = None,
     ) -> None:
         self._config = config
         self._store = store
         # reads LMX's snapshots into the store (None when it could not): the stream only
         # reports open once the state it resumes from has been checked
         self._resync = resync
-        self._lmx = LmxClient.from_config(config, session)
+        self._lmx = LmxClient.from_config(config, session, answers)
         self._stop = stop
         self._sleep = sleep or self._nap
         self._backoff = Backoff(config.backoff_base, config.backoff_cap, rng)

@@ -138,3 +138,51 @@ def test_every_get_to_lmx_goes_through_the_client() -> None:
         if (places := _places(ast.parse(path.read_text(encoding="utf-8"))))
     }
     assert owners == {"lmx/client.py": {"X-Admin-Key", "allow_redirects"}}
+
+
+OVERLOADED = {
+    "error": {
+        "message": "Server under memory pressure",
+        "type": "server_error",
+        "code": "overloaded",
+    }
+}
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, int, bool]] = []
+
+    def answered(self, path: str, status: int, overloaded: bool) -> None:
+        self.answers.append((path, status, overloaded))
+
+
+@responses.activate
+def test_load_shedding_is_told_apart_from_other_503s() -> None:
+    heard = Heard()
+    lmx = LmxClient(LMX, KEY, requests.Session(), answers=heard)
+    responses.get(f"{LMX}/admin/status", status=503, json=OVERLOADED, headers={"retry-after": "30"})
+    responses.get(f"{LMX}/admin/memory", status=503, body="upstream down")
+    responses.get(f"{LMX}/admin/health", json={"status": "degraded"})
+    with pytest.raises(LmxError) as shed:
+        lmx.read_json("/admin/status")
+    with pytest.raises(LmxError) as other:
+        lmx.read_json("/admin/memory")
+    assert lmx.read_json("/admin/health") == {"status": "degraded"}
+    assert (shed.value.overloaded, shed.value.detail) == (True, "HTTP 503, LMX is shedding load")
+    assert (other.value.overloaded, other.value.detail) == (False, "HTTP 503")
+    assert heard.answers == [
+        ("/admin/status", 503, True),
+        ("/admin/memory", 503, False),
+        ("/admin/health", 200, False),
+    ]
+
+
+@responses.activate
+def test_a_stream_refused_while_shedding_is_heard_too() -> None:
+    heard = Heard()
+    lmx = LmxClient(LMX, None, requests.Session(), answers=heard)
+    responses.get(f"{LMX}/admin/events", status=503, json=OVERLOADED)
+    with lmx.open("/admin/events", accept="text/event-stream", read_timeout=5.0) as resp:
+        assert resp.status_code == 503
+    assert heard.answers == [("/admin/events", 503, True)]

@@ -19,8 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from opta_exporter import __version__
 from opta_exporter.core.events import ERROR_REASONS
-from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
+from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth, SourceStatus
 from opta_exporter.core.labels import READINESS_STATES
+from opta_exporter.core.readings import parse_health
 from opta_exporter.core.state import GIB, LmxState, Snapshot
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.metrics.specs import METRICS
@@ -121,6 +122,18 @@ def feed_everything(rig: Rig) -> None:
     rig.store.set_connection("backoff", 2.0, "eof")
     rig.store.set_connection("open")
     rig.ingest("model_loaded", {"model_id": "x" * 300})  # over the label length limit
+    rig.store.health.sources["health"] = SourceStatus(15.0)
+    rig.store.source_read("health", True)
+    rig.store.set_health(
+        parse_health(
+            {
+                "status": "degraded",
+                "memory_usage_percent": 96.5,
+                "metal": {"active_memory_gb": 9.5, "peak_memory_gb": 12.0, "cache_memory_gb": 1},
+            }
+        )
+    )
+    rig.store.set_shedding(True)
 
 
 def type_lines(text: str) -> dict[str, str]:
@@ -421,3 +434,59 @@ def test_openmetrics_exposition_parses(rig: Rig) -> None:
     assert set(ODD_IDS) <= models
     empty = om_generate(make_rig().registry).decode("utf-8")
     assert len(list(om_parse(empty))) == len(METRICS)
+
+
+def test_a_polled_figure_goes_once_its_source_failed_two_intervals() -> None:
+    """Frozen is worse than absent: memory, status and health figures vanish when their
+    source's last success is older than two of its intervals; events' figures stay."""
+    sources = {name: SourceStatus(60.0) for name in ("status", "memory")}
+    sources["health"] = SourceStatus(15.0)
+    clock = FakeClock(WALL, mono=1000.0)
+    store = Store(LmxState(), ExporterHealth(sources=sources), clock=clock)
+    registry = CollectorRegistry()
+    registry.register(LmxCollector(store))
+    got = registry.get_sample_value
+    store.reconcile(example_snapshot({M: 4.62}), store.seq())
+    for name in ("status", "memory", "health"):
+        store.source_read(name, True)
+    store.set_health(parse_health({"status": "ok", "memory_usage_percent": 50}))
+    assert got("opta_lmx_memory_used_bytes") is not None
+    assert got("opta_lmx_requests_in_flight") is not None
+    assert got("opta_lmx_memory_usage_ratio") == 0.5
+    assert got("opta_lmx_health_status", {"status": "ok"}) == 1
+    assert got("opta_exporter_source_up", {"source": "memory"}) == 1
+    assert got("opta_exporter_source_last_success_timestamp_seconds", {"source": "health"}) == WALL
+
+    clock.advance(30)  # health: two intervals without a success, still shown
+    for name in ("status", "memory", "health"):
+        store.source_read(name, False)
+    assert got("opta_lmx_memory_usage_ratio") == 0.5
+    assert got("opta_exporter_source_up", {"source": "health"}) == 0
+    clock.advance(1)  # past two health intervals: gone; status and memory (60 s) stay
+    assert got("opta_lmx_memory_usage_ratio") is None
+    assert got("opta_lmx_health_status", {"status": "ok"}) is None
+    assert got("opta_lmx_memory_used_bytes") is not None
+    clock.advance(90)  # 121 s: past two snapshot intervals too
+    for name in (
+        "opta_lmx_memory_total_bytes",
+        "opta_lmx_memory_used_bytes",
+        "opta_lmx_memory_available_bytes",
+        "opta_lmx_memory_threshold_ratio",
+        "opta_lmx_requests_in_flight",
+        "opta_lmx_requests_max_concurrent",
+        "opta_lmx_start_time_seconds",
+    ):
+        assert got(name) is None, name
+    assert got("opta_lmx_model_loaded", {"model": M, "format": "unknown"}) == 1  # events' own
+    assert got("opta_exporter_source_last_success_timestamp_seconds", {"source": "status"}) == WALL
+    store.source_read("memory", True)  # a read works again: its figures are back
+    assert got("opta_lmx_memory_used_bytes") is not None
+    assert got("opta_lmx_requests_in_flight") is None
+
+
+def test_load_shedding_is_a_plain_flag(rig: Rig) -> None:
+    assert rig.value("opta_lmx_load_shedding") == 0
+    rig.store.set_shedding(True)
+    assert rig.value("opta_lmx_load_shedding") == 1
+    rig.store.set_shedding(False)
+    assert rig.value("opta_lmx_load_shedding") == 0

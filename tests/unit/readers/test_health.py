@@ -1,0 +1,61 @@
+"""HealthReader (readers/health.py): /admin/health into the store, reported as a source."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import requests
+import responses
+
+from opta_exporter.core.health import ExporterHealth, SourceStatus
+from opta_exporter.core.readings import HealthReading
+from opta_exporter.core.state import LmxState
+from opta_exporter.lmx.client import LmxClient
+from opta_exporter.readers.health import HealthReader
+from opta_exporter.store import Store
+from tests.fakes import FakeClock
+from tests.helpers import LMX
+
+KEY = "health-key"
+
+
+def make() -> tuple[HealthReader, Store, FakeClock]:
+    clock = FakeClock()
+    store = Store(LmxState(), ExporterHealth(sources={"health": SourceStatus(15.0)}), clock)
+    return HealthReader(LmxClient(LMX, KEY, requests.Session()), store), store, clock
+
+
+@responses.activate
+def test_a_read_lands_in_the_store_and_the_source_is_up() -> None:
+    responses.get(f"{LMX}/admin/health", json={"status": "ok", "memory_usage_percent": 40})
+    reader, store, clock = make()
+    assert reader.read_once()
+    view = store.view()
+    assert view.state.health == HealthReading("ok", 0.4, {})
+    assert view.health.sources["health"] == SourceStatus(15.0, True, clock.wall, clock.mono)
+
+
+@responses.activate
+def test_a_failed_read_keeps_the_last_success_and_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    reader, store, clock = make()
+    responses.get(f"{LMX}/admin/health", json={"status": "ok", "memory_usage_percent": 40})
+    assert reader.read_once()
+    read_at = (clock.wall, clock.mono)
+    responses.replace(responses.GET, f"{LMX}/admin/health", status=500)
+    for _ in range(3):
+        clock.advance(15)
+        assert not reader.read_once()
+    source = store.view().health.sources["health"]
+    assert not source.up
+    assert (source.last_success_wall, source.last_success_mono) == read_at
+    assert not source.fresh(clock.mono)  # 45 s after the last success: past two intervals
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["health read failed: /admin/health: HTTP 500"]
+    responses.replace(responses.GET, f"{LMX}/admin/health", json={"status": "degraded"})
+    assert reader.read_once()
+    assert caplog.records[-1].getMessage() == "health read works again"
+    assert all(KEY not in r.getMessage() for r in caplog.records)
