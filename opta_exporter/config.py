@@ -39,6 +39,8 @@ class Config:
     snapshot_interval: float = 60.0
     relay_interval: float = 15.0
     health_interval: float = 15.0
+    models_interval: float = 30.0
+    diagnostics_interval: float = 30.0
     batch_window: float = 0.25
     window_size: int = 300
     backoff_base: float = 1.0
@@ -101,6 +103,18 @@ OPTIONS: tuple[Option, ...] = (
         "health_interval",
         "How often /admin/health is read: the one read LMX answers while it sheds load.",
         "15s",
+    ),
+    Option(
+        "--lmx.models-interval",
+        "models_interval",
+        "How often /admin/models is read: the readiness of every loaded model.",
+        "30s",
+    ),
+    Option(
+        "--lmx.diagnostics-interval",
+        "diagnostics_interval",
+        "How often /admin/diagnostics is read: crash loop, quarantine, verdict, formats.",
+        "30s",
     ),
     Option(
         "--lmx.batch-window",
@@ -216,6 +230,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "snapshot_interval": _positive(parse_duration),
     "relay_interval": _non_negative(parse_duration),
     "health_interval": _positive(parse_duration),
+    "models_interval": _positive(parse_duration),
+    "diagnostics_interval": _positive(parse_duration),
     "batch_window": _non_negative(parse_duration),
     "telemetry_path": _path,
     "web_config_file": str,

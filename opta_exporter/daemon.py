@@ -22,9 +22,9 @@ from opta_exporter.core.state import LmxState
 from opta_exporter.lmx.client import LmxClient
 from opta_exporter.lmx.shedding import SheddingWatch
 from opta_exporter.metrics.collector import LmxCollector
-from opta_exporter.readers.health import HealthReader
 from opta_exporter.readers.poll import poll
 from opta_exporter.readers.snapshots import Snapshotter, snapshot_loop
+from opta_exporter.readers.source import admin_sources
 from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.reader import RelayReader
 from opta_exporter.relay.text import RelayText
@@ -63,6 +63,8 @@ class Exporter:
             "status": config.snapshot_interval,
             "memory": config.snapshot_interval,
             "health": config.health_interval,
+            "models": config.models_interval,
+            "diagnostics": config.diagnostics_interval,
             "relay": config.relay_interval,
         }
         self.store = Store(
@@ -90,10 +92,9 @@ class Exporter:
             rng=rng,
             answers=shedding,
         )
-        self.health_reader = HealthReader(
-            LmxClient.from_config(config, (session_factory or _snapshot_session)(), shedding),
-            self.store,
-        )
+        store = self.store
+        polled = LmxClient.from_config(config, (session_factory or _snapshot_session)(), shedding)
+        self.sources = admin_sources(config, polled, store)
         self.store.sync = self.consumer.flush
         # /metrics writes the exporter's families itself and appends the relay's text;
         # the registry holds both for library users and tests.
@@ -119,11 +120,14 @@ class Exporter:
                 daemon=True,
                 args=(self.snapshotter, config.snapshot_interval, self.stop_event, self._on_drift),
             ),
-            threading.Thread(
-                target=poll,
-                name="health",
-                daemon=True,
-                args=(self.health_reader.read_once, config.health_interval, self.stop_event),
+            *(
+                threading.Thread(
+                    target=poll,
+                    name=source.name,
+                    daemon=True,
+                    args=(source.read_once, interval, self.stop_event),
+                )
+                for source, interval in self.sources
             ),
         ]
         if self.relay is not None and relay_text is not None:

@@ -14,7 +14,7 @@ from opta_exporter.core.clock import Clock
 from opta_exporter.core.events import ErrorReason, EventError, SseEvent
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.ingest import ingest
-from opta_exporter.core.readings import HealthReading
+from opta_exporter.core.readings import DiagnosticsReading, HealthReading
 from opta_exporter.core.state import LmxState, Snapshot
 
 
@@ -125,6 +125,18 @@ class Store:
         with self.lock:
             self.state.health = reading
             self._notify()
+
+    def set_diagnostics(self, reading: DiagnosticsReading) -> None:
+        with self.lock:
+            self.state.diagnostics = reading
+            self.state.apply_formats(reading.formats)
+            self._notify()
+
+    def reconcile_readiness(self, readiness: dict[str, str], since_seq: int) -> int:
+        with self.lock:
+            drift = self.state.reconcile_readiness(readiness, since_seq)
+            self._notify()
+            return drift
 
     def set_shedding(self, shedding: bool) -> None:
         with self.lock:

@@ -56,6 +56,7 @@ def model_readiness_changed(s: LmxState, d: Data, now: float) -> None:
     crashes = number(d, "crash_count")
     if s.cap.admit("opta_lmx_model_readiness", model):
         s.readiness[model] = state
+        s.readiness_seq[model] = s.seq  # newer than any /admin/models read before it
     if crashes is not None and s.cap.admit("opta_lmx_model_crashes", model):
         s.crashes[model] = crashes
 

@@ -52,3 +52,73 @@ def parse_health(body: Mapping[str, Any]) -> HealthReading:
         memory_usage_ratio=percent(body.get("memory_usage_percent")),
         metal_bytes=metal_bytes,
     )
+
+
+VERDICTS = ("healthy", "degraded", "critical")
+AGENT_OUTCOMES = ("completed", "failed")
+
+
+def count(value: object) -> float | None:
+    """A non-negative count; anything else is absent."""
+    if type(value) is bool or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) if value >= 0 else None
+
+
+def _object(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class DiagnosticsReading:
+    """/admin/diagnostics: LMX's own verdicts and counts, and each model's load format."""
+
+    crash_loop: bool | None = None
+    quarantined: float | None = None
+    verdict: str | None = None  # one of VERDICTS, else None
+    agents_active: float | None = None
+    agents_finished: Mapping[str, float] = field(default_factory=dict)  # by AGENT_OUTCOMES
+    formats: Mapping[str, str] = field(default_factory=dict)  # model id -> mlx | gguf
+
+
+def parse_diagnostics(body: Mapping[str, Any], formats: frozenset[str]) -> DiagnosticsReading:
+    crash_loop = _object(body, "system").get("crash_loop_detected")
+    models = _object(body, "models")
+    agents = _object(body, "agents")
+    verdict = body.get("health_verdict")
+    finished = {
+        outcome: value
+        for outcome in AGENT_OUTCOMES
+        if (value := count(agents.get(f"{outcome}_runs"))) is not None
+    }
+    listed = models.get("models")
+    found = {
+        entry["id"]: entry["backend_type"]
+        for entry in (listed if isinstance(listed, list) else [])
+        if isinstance(entry, dict)
+        and isinstance(entry.get("id"), str)
+        and entry.get("backend_type") in formats
+    }
+    return DiagnosticsReading(
+        crash_loop=crash_loop if isinstance(crash_loop, bool) else None,
+        quarantined=count(models.get("quarantined_count")),
+        verdict=verdict if verdict in VERDICTS else None,
+        agents_active=count(agents.get("active_runs")),
+        agents_finished=finished,
+        formats=found,
+    )
+
+
+def parse_models(body: Mapping[str, Any], states: tuple[str, ...]) -> dict[str, str]:
+    """/admin/models: the readiness state of every loaded model (its crash_count is
+    always 0 there, so it is not read: crash counts come from readiness events)."""
+    listed = body.get("loaded")
+    readiness: dict[str, str] = {}
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        state = _object(entry, "readiness").get("state")
+        if state in states:
+            readiness[entry["id"]] = state
+    return readiness

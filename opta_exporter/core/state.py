@@ -7,12 +7,13 @@ removes the model's series outright, as the contract asks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import ModelCap, OpenSet
-from opta_exporter.core.readings import HealthReading
+from opta_exporter.core.readings import DiagnosticsReading, HealthReading
 from opta_exporter.core.window import ThroughputWindow
 
 GIB = 1024.0**3
@@ -60,6 +61,7 @@ class LmxState:
     max_concurrent: float | None = None
     temperature: float | None = None
     health: HealthReading | None = None  # the last /admin/health read
+    diagnostics: DiagnosticsReading | None = None  # the last /admin/diagnostics read
     shedding: bool = False  # LMX answered a read 503 `overloaded` and none succeeded since
     loaded: dict[str, str] = field(default_factory=dict)  # model -> format
     model_memory: dict[str, float] = field(default_factory=dict)
@@ -103,6 +105,7 @@ class LmxState:
     seq: int = 0  # events applied; orders events against snapshots
     synced: bool = False  # a first snapshot fills an empty state: that is not drift
     model_seq: dict[str, int] = field(default_factory=dict)
+    readiness_seq: dict[str, int] = field(default_factory=dict)  # last readiness event
     open_labels: dict[str, OpenSet] = field(default_factory=dict)
     window: ThroughputWindow = field(init=False)
     cap: ModelCap = field(init=False)
@@ -125,6 +128,7 @@ class LmxState:
     def remove_model(self, model: str) -> None:
         for table in (self.loaded, self.model_memory, self.readiness, self.crashes):
             table.pop(model, None)
+        self.readiness_seq.pop(model, None)
         for metric in MODEL_GAUGES:
             self.cap.release(metric, model)
         self.model_seq[model] = self.seq
@@ -165,6 +169,30 @@ class LmxState:
             return 0
         self.state_drift += drift
         return drift
+
+    def reconcile_readiness(self, readiness: dict[str, str], since_seq: int) -> int:
+        """/admin/models, read after event number `since_seq`: the readiness of every
+        loaded model, also of one loaded before the exporter started or whose event was
+        lost. A model a readiness event touched since is left to the event. A state that
+        disagrees counts as drift; one filled where none was known does not (the model
+        may have loaded before the exporter started)."""
+        drift = 0
+        for model, state in readiness.items():
+            if model not in self.loaded or self.readiness_seq.get(model, -1) > since_seq:
+                continue
+            if self.readiness.get(model) != state and self.cap.admit(
+                "opta_lmx_model_readiness", model
+            ):
+                drift += model in self.readiness
+                self.readiness[model] = state
+        self.state_drift += drift
+        return drift
+
+    def apply_formats(self, formats: Mapping[str, str]) -> None:
+        """LMX's load format (diagnostics) for each model it describes: never `unknown`."""
+        for model, fmt in formats.items():
+            if model in self.loaded:
+                self.loaded[model] = fmt
 
     def disagrees(self, snap: Snapshot, since_seq: int) -> bool:
         """Would `reconcile` change the model set? Read-only, for a second look first."""

@@ -19,7 +19,7 @@ from opta_exporter import __version__
 from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import READINESS_STATES
-from opta_exporter.core.readings import HEALTH_STATUSES
+from opta_exporter.core.readings import HEALTH_STATUSES, VERDICTS, DiagnosticsReading
 from opta_exporter.core.state import LmxState
 from opta_exporter.core.window import window_stats
 from opta_exporter.metrics.specs import METRICS, MetricSpec, Sample, Table
@@ -36,6 +36,21 @@ def _keyed(table: Mapping[str, float]) -> list[Sample]:
 
 def _pairs(table: dict[tuple[str, str], float]) -> list[Sample]:
     return list(table.items())
+
+
+def _diagnostics(d: DiagnosticsReading | None) -> dict[str, list[Sample]]:
+    if d is None:
+        d = DiagnosticsReading()
+    loop = None if d.crash_loop is None else float(d.crash_loop)
+    return {
+        "opta_lmx_crash_loop": _scalar(loop),
+        "opta_lmx_models_quarantined": _scalar(d.quarantined),
+        "opta_lmx_health_verdict": []
+        if d.verdict is None
+        else [((v,), 1.0 if v == d.verdict else 0.0) for v in VERDICTS],
+        "opta_lmx_agent_runs_active": _scalar(d.agents_active),
+        "opta_lmx_agent_runs_finished_total": _keyed(d.agents_finished),
+    }
 
 
 def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec, Table]]:
@@ -66,6 +81,7 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
         ),
         "opta_lmx_metal_memory_bytes": [] if health is None else _keyed(health.metal_bytes),
         "opta_lmx_load_shedding": [((), 1.0 if s.shedding else 0.0)],
+        **_diagnostics(s.diagnostics if h.fresh("diagnostics", now) else None),
         "opta_lmx_model_loaded": [((m, f), 1.0) for m, f in s.loaded.items()],
         "opta_lmx_model_memory_bytes": _keyed(s.model_memory),
         "opta_lmx_model_readiness": [

@@ -42,7 +42,17 @@ def envelope(kind: object, data: object) -> dict[str, object]:
 # Counted separately (events, event_errors) or pure bookkeeping (ordering marks, label
 # sets, the cap itself, whose refusals show in series_dropped()).
 BOOKKEEPING = frozenset(
-    {"events", "event_errors", "seq", "synced", "model_seq", "open_labels", "cap", "max_models"}
+    {
+        "events",
+        "event_errors",
+        "seq",
+        "synced",
+        "model_seq",
+        "readiness_seq",
+        "open_labels",
+        "cap",
+        "max_models",
+    }
 )
 # Counter tables that start with every label at zero, so a zero is "not yet", not news.
 ZERO_INITIALISED = frozenset({"unloads", "canaries", "downloads", "quantize_jobs"})

@@ -6,7 +6,17 @@ from typing import Any
 
 import pytest
 
-from opta_exporter.core.readings import GIB, HealthReading, gib_bytes, parse_health, percent
+from opta_exporter.core.labels import FORMATS, READINESS_STATES
+from opta_exporter.core.readings import (
+    GIB,
+    DiagnosticsReading,
+    HealthReading,
+    gib_bytes,
+    parse_diagnostics,
+    parse_health,
+    parse_models,
+    percent,
+)
 
 # /admin/health on a Mac, and off Apple silicon (metal null), as LMX answers
 ON_A_MAC = {
@@ -71,3 +81,65 @@ def test_units() -> None:
     assert percent(100.0) == 1.0
     assert gib_bytes(1) == 1024**3
     assert gib_bytes(float("inf")) is None
+
+
+# /admin/diagnostics and /admin/models with two models loaded, as LMX answers (abridged)
+DIAGNOSTICS = {
+    "timestamp": 1796398849.1,
+    "system": {"memory_percent": 3.1, "uptime_seconds": 37.6, "crash_loop_detected": False},
+    "models": {
+        "loaded_count": 2,
+        "quarantined_count": 0,
+        "models": [
+            {"id": "/models/a.gguf", "readiness": "routable", "backend_type": "gguf"},
+            {"id": "mlx-community/m", "readiness": "loading", "backend_type": "mlx"},
+            {"id": "odd", "backend_type": "vllm-mlx"},  # not a load format: ignored
+            "not an entry",
+        ],
+    },
+    "agents": {"active_runs": 0, "completed_runs": 3, "failed_runs": 1},
+    "recent_errors": [],
+    "health_verdict": "healthy",
+}
+MODELS = {
+    "loaded": [
+        {"id": "/models/a.gguf", "readiness": {"state": "routable", "crash_count": 0}},
+        {"id": "mlx-community/m", "readiness": {"state": "quarantined", "crash_count": 0}},
+        {"id": "x", "readiness": {"state": "on fire"}},
+        {"id": "y"},
+        {"readiness": {"state": "routable"}},
+    ],
+    "count": 5,
+}
+
+
+def test_diagnostics_verdicts_counts_and_formats() -> None:
+    assert parse_diagnostics(DIAGNOSTICS, FORMATS) == DiagnosticsReading(
+        crash_loop=False,
+        quarantined=0.0,
+        verdict="healthy",
+        agents_active=0.0,
+        agents_finished={"completed": 3.0, "failed": 1.0},
+        formats={"/models/a.gguf": "gguf", "mlx-community/m": "mlx"},
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"system": [], "models": "x", "agents": None, "health_verdict": "grim"},
+        {"system": {"crash_loop_detected": 1}, "models": {"quarantined_count": -2}},
+        {"agents": {"active_runs": True, "completed_runs": "3"}},
+    ],
+)
+def test_diagnostics_of_the_wrong_shape_say_nothing(body: dict[str, Any]) -> None:
+    assert parse_diagnostics(body, FORMATS) == DiagnosticsReading()
+
+
+def test_models_give_every_loaded_models_readiness() -> None:
+    assert parse_models(MODELS, READINESS_STATES) == {
+        "/models/a.gguf": "routable",
+        "mlx-community/m": "quarantined",
+    }
+    assert parse_models({"loaded": "nope"}, READINESS_STATES) == {}

@@ -147,3 +147,36 @@ def test_disagrees_is_read_only_and_honours_the_race_guard() -> None:
     ingest(state, "model_loaded", '{"model_id": "b"}', 0.0)  # newer than the snapshot
     assert not state.disagrees(Snapshot(models={"a": 1.0}), since)
     assert set(state.loaded) == {"a", "b"}
+
+
+def test_models_read_fills_and_repairs_readiness_but_never_overrules_a_newer_event() -> None:
+    state = LmxState()
+    state.reconcile(example_snapshot({"a": 1.0, "b": 1.0, "c": 1.0}), 0.0, state.seq)
+    state.readiness["b"] = "loading"  # as an event left it; a later one was lost
+    since = state.seq
+    apply_ok(state, "model_readiness_changed", {"model_id": "c", "state": "canary_pending"})
+    drift = state.reconcile_readiness(
+        {"a": "routable", "b": "routable", "c": "routable", "gone": "routable"}, since
+    )
+    assert state.readiness == {"a": "routable", "b": "routable", "c": "canary_pending"}
+    assert drift == 1  # b disagreed; a had no state yet (loaded before we started)
+    assert state.state_drift == 1
+    assert "gone" not in state.readiness  # not loaded: a read never adds a model
+    assert state.reconcile_readiness({"a": "routable"}, state.seq) == 0
+
+
+def test_unloading_forgets_the_readiness_order_mark() -> None:
+    state = LmxState()
+    apply_ok(state, "model_loaded", {"model_id": "a"})
+    apply_ok(state, "model_readiness_changed", {"model_id": "a", "state": "routable"})
+    assert "a" in state.readiness_seq
+    apply_ok(state, "model_unloaded", {"model_id": "a", "reason": "ttl"})
+    assert "a" not in state.readiness_seq
+
+
+def test_formats_from_diagnostics_replace_unknown_for_loaded_models_only() -> None:
+    state = LmxState()
+    state.reconcile(example_snapshot({"a": 1.0}), 0.0, state.seq)
+    assert state.loaded == {"a": "unknown"}
+    state.apply_formats({"a": "gguf", "not-loaded": "mlx"})
+    assert state.loaded == {"a": "gguf"}

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from opta_exporter import __version__
 from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth, SourceStatus
-from opta_exporter.core.labels import READINESS_STATES
-from opta_exporter.core.readings import parse_health
+from opta_exporter.core.labels import FORMATS, READINESS_STATES
+from opta_exporter.core.readings import parse_diagnostics, parse_health
 from opta_exporter.core.state import GIB, LmxState, Snapshot
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.metrics.specs import METRICS
@@ -134,6 +134,20 @@ def feed_everything(rig: Rig) -> None:
         )
     )
     rig.store.set_shedding(True)
+    rig.store.set_diagnostics(
+        parse_diagnostics(
+            {
+                "system": {"crash_loop_detected": True},
+                "models": {
+                    "quarantined_count": 1,
+                    "models": [{"id": ODD_IDS[0], "backend_type": "mlx"}],
+                },
+                "agents": {"active_runs": 1, "completed_runs": 4, "failed_runs": 1},
+                "health_verdict": "critical",
+            },
+            FORMATS,
+        )
+    )
 
 
 def type_lines(text: str) -> dict[str, str]:

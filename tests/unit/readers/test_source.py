@@ -1,18 +1,20 @@
-"""HealthReader (readers/health.py): /admin/health into the store, reported as a source."""
+"""PolledSource (readers/source.py): an admin read into the store, reported as a source."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 import requests
 import responses
 
+from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth, SourceStatus
 from opta_exporter.core.readings import HealthReading
 from opta_exporter.core.state import LmxState
 from opta_exporter.lmx.client import LmxClient
-from opta_exporter.readers.health import HealthReader
+from opta_exporter.readers.source import PolledSource, admin_sources
 from opta_exporter.store import Store
 from tests.fakes import FakeClock
 from tests.helpers import LMX
@@ -20,10 +22,14 @@ from tests.helpers import LMX
 KEY = "health-key"
 
 
-def make() -> tuple[HealthReader, Store, FakeClock]:
+def make() -> tuple[PolledSource[Any], Store, FakeClock]:
+    """The health source as the daemon builds it."""
     clock = FakeClock()
     store = Store(LmxState(), ExporterHealth(sources={"health": SourceStatus(15.0)}), clock)
-    return HealthReader(LmxClient(LMX, KEY, requests.Session()), store), store, clock
+    sources = admin_sources(Config(lmx_url=LMX), LmxClient(LMX, KEY, requests.Session()), store)
+    reader, interval = sources[0]
+    assert (reader.name, interval) == ("health", 15.0)
+    return reader, store, clock
 
 
 @responses.activate
