@@ -41,6 +41,8 @@ class Config:
     health_interval: float = 15.0
     models_interval: float = 30.0
     diagnostics_interval: float = 30.0
+    jobs_interval: float = 60.0
+    jobs_busy_interval: float = 5.0
     batch_window: float = 0.25
     window_size: int = 300
     backoff_base: float = 1.0
@@ -115,6 +117,18 @@ OPTIONS: tuple[Option, ...] = (
         "diagnostics_interval",
         "How often /admin/diagnostics is read: crash loop, quarantine, verdict, formats.",
         "30s",
+    ),
+    Option(
+        "--lmx.jobs-interval",
+        "jobs_interval",
+        "How often /admin/models/downloads and /admin/quantize are read while nothing runs.",
+        "60s",
+    ),
+    Option(
+        "--lmx.jobs-busy-interval",
+        "jobs_busy_interval",
+        "How often they are read while a download or quantize job runs.",
+        "5s",
     ),
     Option(
         "--lmx.batch-window",
@@ -232,6 +246,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "health_interval": _positive(parse_duration),
     "models_interval": _positive(parse_duration),
     "diagnostics_interval": _positive(parse_duration),
+    "jobs_interval": _positive(parse_duration),
+    "jobs_busy_interval": _positive(parse_duration),
     "batch_window": _non_negative(parse_duration),
     "telemetry_path": _path,
     "web_config_file": str,

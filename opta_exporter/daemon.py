@@ -65,6 +65,8 @@ class Exporter:
             "health": config.health_interval,
             "models": config.models_interval,
             "diagnostics": config.diagnostics_interval,
+            "downloads": config.jobs_interval,
+            "quantize": config.jobs_interval,
             "relay": config.relay_interval,
         }
         self.store = Store(
@@ -125,9 +127,9 @@ class Exporter:
                     target=poll,
                     name=source.name,
                     daemon=True,
-                    args=(source.read_once, interval, self.stop_event),
+                    args=(source.read_once, source.wait, self.stop_event),
                 )
-                for source, interval in self.sources
+                for source in self.sources
             ),
         ]
         if self.relay is not None and relay_text is not None:

@@ -14,7 +14,7 @@ from opta_exporter.core.clock import Clock
 from opta_exporter.core.events import ErrorReason, EventError, SseEvent
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.ingest import ingest
-from opta_exporter.core.readings import DiagnosticsReading, HealthReading
+from opta_exporter.core.readings import DiagnosticsReading, Download, HealthReading
 from opta_exporter.core.state import LmxState, Snapshot
 
 
@@ -137,6 +137,16 @@ class Store:
             drift = self.state.reconcile_readiness(readiness, since_seq)
             self._notify()
             return drift
+
+    def set_downloads(self, downloads: tuple[Download, ...]) -> None:
+        with self.lock:
+            self.state.apply_downloads(downloads)
+            self._notify()
+
+    def set_quantize(self, jobs: dict[str, float]) -> None:
+        with self.lock:
+            self.state.quantize_listed = jobs
+            self._notify()
 
     def set_shedding(self, shedding: bool) -> None:
         with self.lock:

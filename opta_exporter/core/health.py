@@ -22,7 +22,16 @@ RECONNECT_REASONS = (
 
 
 # The interval reads of LMX, each reported as a source (opta_exporter_source_*).
-SOURCES = ("status", "memory", "health", "models", "diagnostics", "relay")
+SOURCES = (
+    "status",
+    "memory",
+    "health",
+    "models",
+    "diagnostics",
+    "downloads",
+    "quantize",
+    "relay",
+)
 STALE_INTERVALS = 2  # a figure whose source failed this many intervals is not exported
 
 

@@ -84,36 +84,23 @@ def _validate_model(s: LmxState, d: Data, now: float) -> None:
 
 def _download(outcome: str) -> Handler:
     def handler(s: LmxState, d: Data, now: float) -> None:
-        repo, duration = text(d, "repo_id"), number(d, "duration_sec")
+        duration = number(d, "duration_sec")
         bump(s.downloads, outcome)
         if duration is not None:
             s.download_duration.observe((), duration)
-        if repo is not None:
-            s.download_progress.pop(repo, None)
-            s.cap.release("opta_lmx_download_progress_ratio", repo)
 
     return handler
 
 
-def download_progress(s: LmxState, d: Data, now: float) -> None:
-    repo = text(d, "repo_id", required=True)
-    percent = number(d, "progress_percent", 100.0)
-    assert repo is not None
-    if percent is not None and s.cap.admit("opta_lmx_download_progress_ratio", repo):
-        s.download_progress[repo] = percent / 100.0
-
-
 def quantize_progress(s: LmxState, d: Data, now: float) -> None:
-    model, status = model_id(d), text(d, "status", required=True)
-    percent = number(d, "percent", 100.0)
+    """LMX says 0 at a job's start and 100 at its end: only the outcome is news (a job's
+    progress is nowhere; /admin/quantize has the jobs by status)."""
+    model_id(d)
+    status = text(d, "status", required=True)
     assert status is not None
     outcome = quantize_outcome(status)
     if outcome is not None:
         bump(s.quantize_jobs, outcome)
-        s.quantize_progress.pop(model, None)
-        s.cap.release("opta_lmx_quantize_progress_ratio", model)
-    elif percent is not None and s.cap.admit("opta_lmx_quantize_progress_ratio", model):
-        s.quantize_progress[model] = percent / 100.0
 
 
 def config_reloaded(s: LmxState, d: Data, now: float) -> None:
@@ -174,7 +161,6 @@ NAMED: dict[str, Handler] = {
     "download_completed": _download("completed"),
     "download_failed": _download("failed"),
     "download_cancelled": _download("cancelled"),
-    "download_progress": download_progress,
     "quantize_progress": quantize_progress,
     "config_reloaded": config_reloaded,
     "memory_warning": memory_warning,

@@ -122,3 +122,56 @@ def parse_models(body: Mapping[str, Any], states: tuple[str, ...]) -> dict[str, 
         if state in states:
             readiness[entry["id"]] = state
     return readiness
+
+
+QUANTIZE_STATUSES = ("queued", "running", "cancelling", "completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Download:
+    """One running download, as /admin/models/downloads lists it."""
+
+    repo: str
+    progress_ratio: float | None
+    downloaded_bytes: float | None
+    total_bytes: float | None
+
+
+def parse_downloads(body: Mapping[str, Any]) -> tuple[Download, ...]:
+    """Running downloads only (LMX lists only active ones by default; a finished one that
+    slips in says nothing about progress)."""
+    listed = body.get("downloads")
+    found = []
+    for entry in listed if isinstance(listed, list) else []:
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("repo_id"), str)
+            and entry.get("status") == "downloading"
+        ):
+            found.append(
+                Download(
+                    entry["repo_id"],
+                    percent(entry.get("progress_percent")),
+                    count(entry.get("downloaded_bytes")),
+                    count(entry.get("total_bytes")),
+                )
+            )
+    return tuple(found)
+
+
+def parse_quantize(body: Mapping[str, Any]) -> dict[str, float]:
+    """Jobs LMX lists (finished ones included), counted by status; `pending` is LMX's
+    name for a job not yet queued, anything unknown is `other`."""
+    listed = body.get("jobs")
+    jobs = dict.fromkeys(QUANTIZE_STATUSES, 0.0)
+    for entry in listed if isinstance(listed, list) else []:
+        status = entry.get("status") if isinstance(entry, dict) else None
+        status = "queued" if status == "pending" else status
+        key = status if status in QUANTIZE_STATUSES else "other"
+        jobs[key] = jobs.get(key, 0.0) + 1
+    return jobs
+
+
+def jobs_active(jobs: Mapping[str, float]) -> bool:
+    """A quantize job is queued, running or being cancelled: worth reading often."""
+    return any(jobs.get(status) for status in ("queued", "running", "cancelling"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import ModelCap, OpenSet
-from opta_exporter.core.readings import DiagnosticsReading, HealthReading
+from opta_exporter.core.readings import DiagnosticsReading, Download, HealthReading
 from opta_exporter.core.window import ThroughputWindow
 
 GIB = 1024.0**3
@@ -67,8 +67,8 @@ class LmxState:
     model_memory: dict[str, float] = field(default_factory=dict)
     readiness: dict[str, str] = field(default_factory=dict)
     crashes: dict[str, float] = field(default_factory=dict)
-    download_progress: dict[str, float] = field(default_factory=dict)
-    quantize_progress: dict[str, float] = field(default_factory=dict)
+    downloads_running: tuple[Download, ...] = ()  # the last /admin/models/downloads read
+    quantize_listed: dict[str, float] = field(default_factory=dict)  # /admin/quantize by status
     events: dict[str, float] = field(default_factory=dict)
     loads: dict[tuple[str, str], float] = field(default_factory=dict)
     unloads: dict[str, float] = field(default_factory=lambda: _zeros(*UNLOAD_REASONS_ALL))
@@ -187,6 +187,15 @@ class LmxState:
                 self.readiness[model] = state
         self.state_drift += drift
         return drift
+
+    def apply_downloads(self, downloads: tuple[Download, ...]) -> None:
+        """Running downloads, their `repo` label under the same cap as models."""
+        metric = "opta_lmx_download_progress_ratio"
+        listed = {download.repo for download in downloads}
+        for old in self.downloads_running:
+            if old.repo not in listed:
+                self.cap.release(metric, old.repo)
+        self.downloads_running = tuple(d for d in downloads if self.cap.admit(metric, d.repo))
 
     def apply_formats(self, formats: Mapping[str, str]) -> None:
         """LMX's load format (diagnostics) for each model it describes: never `unknown`."""

@@ -53,6 +53,22 @@ def _diagnostics(d: DiagnosticsReading | None) -> dict[str, list[Sample]]:
     }
 
 
+def _jobs(s: LmxState, h: ExporterHealth, now: float) -> dict[str, list[Sample]]:
+    downloads = s.downloads_running if h.fresh("downloads", now) else ()
+    return {
+        "opta_lmx_download_progress_ratio": [
+            ((d.repo,), d.progress_ratio) for d in downloads if d.progress_ratio is not None
+        ],
+        "opta_lmx_download_bytes": [
+            ((d.repo, kind), value)
+            for d in downloads
+            for kind, value in (("downloaded", d.downloaded_bytes), ("total", d.total_bytes))
+            if value is not None
+        ],
+        "opta_lmx_quantize_jobs_listed": _keyed(s.quantize_listed) if h.fresh("quantize", now) else [],
+    }
+
+
 def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec, Table]]:
     """Every family's data, in METRICS order, with or without samples: `absent()` must
     mean broken, not zero. Both the client-library families and the fast renderer
@@ -90,8 +106,7 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
             for state in READINESS_STATES
         ],
         "opta_lmx_model_crashes": _keyed(s.crashes),
-        "opta_lmx_download_progress_ratio": _keyed(s.download_progress),
-        "opta_lmx_quantize_progress_ratio": _keyed(s.quantize_progress),
+        **_jobs(s, h, now),
         "opta_lmx_events_total": _keyed(s.events),
         "opta_lmx_model_loads_total": _pairs(s.loads),
         "opta_lmx_model_unloads_total": _keyed(s.unloads),

@@ -16,10 +16,14 @@ from opta_exporter.config import Config
 from opta_exporter.core.labels import FORMATS, READINESS_STATES
 from opta_exporter.core.readings import (
     DiagnosticsReading,
+    Download,
     HealthReading,
+    jobs_active,
     parse_diagnostics,
+    parse_downloads,
     parse_health,
     parse_models,
+    parse_quantize,
 )
 from opta_exporter.lmx.client import LmxClient, LmxError
 from opta_exporter.store import Store
@@ -38,16 +42,29 @@ class PolledSource(Generic[T]):
         *,
         parse: Callable[[dict[str, Any]], T],
         apply: Callable[[T, int], object],
+        interval: float,
+        busy: Callable[[T], bool] = lambda reading: False,
+        busy_interval: float | None = None,
     ) -> None:
         """`apply(reading, since)` stores a reading; `since` is the event count before
-        the read was sent, so a reading never overrules an event that came after it."""
+        the read was sent, so a reading never overrules an event that came after it.
+        While the last reading is `busy` (a job runs) the source is read every
+        `busy_interval`, else every `interval`: no extra reads of an idle LMX."""
         self.name = name
         self.path = path
+        self.interval = interval
         self._lmx = lmx
         self._store = store
         self._parse = parse
         self._apply = apply
+        self._busy = busy
+        self._busy_interval = busy_interval or interval
+        self._last_busy = False
         self._last_error: str | None = None
+
+    def wait(self) -> float:
+        """Seconds until the next read."""
+        return self._busy_interval if self._last_busy else self.interval
 
     def read_once(self) -> bool:
         since = self._store.seq()
@@ -60,6 +77,7 @@ class PolledSource(Generic[T]):
             self._last_error = str(exc)
             return False
         self._apply(reading, since)
+        self._last_busy = self._busy(reading)
         self._store.source_read(self.name, True)
         if self._last_error is not None:
             log.info("%s read works again", self.name)
@@ -67,10 +85,8 @@ class PolledSource(Generic[T]):
         return True
 
 
-def admin_sources(
-    config: Config, lmx: LmxClient, store: Store
-) -> list[tuple[PolledSource[Any], float]]:
-    """The polled admin reads, each with its interval (the daemon starts a thread each)."""
+def admin_sources(config: Config, lmx: LmxClient, store: Store) -> list[PolledSource[Any]]:
+    """The polled admin reads; the daemon starts a thread for each."""
     health: PolledSource[HealthReading] = PolledSource(
         "health",
         "/admin/health",
@@ -78,6 +94,7 @@ def admin_sources(
         store,
         parse=parse_health,
         apply=lambda reading, _since: store.set_health(reading),
+        interval=config.health_interval,
     )
     models: PolledSource[dict[str, str]] = PolledSource(
         "models",
@@ -86,6 +103,7 @@ def admin_sources(
         store,
         parse=lambda body: parse_models(body, READINESS_STATES),
         apply=store.reconcile_readiness,
+        interval=config.models_interval,
     )
     diagnostics: PolledSource[DiagnosticsReading] = PolledSource(
         "diagnostics",
@@ -94,9 +112,28 @@ def admin_sources(
         store,
         parse=lambda body: parse_diagnostics(body, FORMATS),
         apply=lambda reading, _since: store.set_diagnostics(reading),
+        interval=config.diagnostics_interval,
     )
-    return [
-        (health, config.health_interval),
-        (models, config.models_interval),
-        (diagnostics, config.diagnostics_interval),
-    ]
+    downloads: PolledSource[tuple[Download, ...]] = PolledSource(
+        "downloads",
+        "/admin/models/downloads",
+        lmx,
+        store,
+        parse=parse_downloads,
+        apply=lambda reading, _since: store.set_downloads(reading),
+        interval=config.jobs_interval,
+        busy=bool,
+        busy_interval=config.jobs_busy_interval,
+    )
+    quantize: PolledSource[dict[str, float]] = PolledSource(
+        "quantize",
+        "/admin/quantize",
+        lmx,
+        store,
+        parse=parse_quantize,
+        apply=lambda reading, _since: store.set_quantize(reading),
+        interval=config.jobs_interval,
+        busy=jobs_active,
+        busy_interval=config.jobs_busy_interval,
+    )
+    return [health, models, diagnostics, downloads, quantize]

@@ -147,9 +147,6 @@ def busy_state() -> LmxState:
         "model_readiness_changed",
         {"model_id": M2, "state": "quarantined", "crash_count": 3},
     )
-    apply_ok(
-        state, "download_progress", {"download_id": "d1", "repo_id": REPO, "progress_percent": 5}
-    )
     apply_ok(state, "quantize_progress", {"model_id": M, "status": "quantizing", "percent": 20})
     apply_ok(state, "config_reloaded", {"memory_threshold": 85})
     apply_ok(

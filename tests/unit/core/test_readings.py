@@ -10,11 +10,15 @@ from opta_exporter.core.labels import FORMATS, READINESS_STATES
 from opta_exporter.core.readings import (
     GIB,
     DiagnosticsReading,
+    Download,
     HealthReading,
     gib_bytes,
+    jobs_active,
     parse_diagnostics,
+    parse_downloads,
     parse_health,
     parse_models,
+    parse_quantize,
     percent,
 )
 
@@ -143,3 +147,53 @@ def test_models_give_every_loaded_models_readiness() -> None:
         "mlx-community/m": "quarantined",
     }
     assert parse_models({"loaded": "nope"}, READINESS_STATES) == {}
+
+
+def test_downloads_running_only_with_progress_and_bytes() -> None:
+    body = {
+        "downloads": [
+            {
+                "download_id": "d1",
+                "repo_id": "mlx-community/Qwen3-8B-4bit",
+                "status": "downloading",
+                "progress_percent": 42.5,
+                "downloaded_bytes": 1_000,
+                "total_bytes": 4_000,
+                "error": None,
+            },
+            {"download_id": "d2", "repo_id": "done/repo", "status": "completed"},
+            {"download_id": "d3", "repo_id": 7, "status": "downloading"},
+            {"download_id": "d4", "repo_id": "odd", "status": "downloading", "total_bytes": -1},
+        ]
+    }
+    assert parse_downloads(body) == (
+        Download("mlx-community/Qwen3-8B-4bit", 0.425, 1000.0, 4000.0),
+        Download("odd", None, None, None),
+    )
+    assert parse_downloads({"downloads": {}}) == ()
+
+
+def test_quantize_jobs_by_status() -> None:
+    body = {
+        "jobs": [
+            {"job_id": "q1", "status": "running", "queue_position": None},
+            {"job_id": "q2", "status": "queued", "queue_position": 1},
+            {"job_id": "q3", "status": "pending"},
+            {"job_id": "q4", "status": "completed"},
+            {"job_id": "q5", "status": "failed: out of memory"},
+            "junk",
+        ],
+        "count": 6,
+    }
+    jobs = parse_quantize(body)
+    assert jobs == {
+        "queued": 2.0,
+        "running": 1.0,
+        "cancelling": 0.0,
+        "completed": 1.0,
+        "failed": 0.0,
+        "cancelled": 0.0,
+        "other": 2.0,
+    }
+    assert jobs_active(jobs)
+    assert not jobs_active(parse_quantize({"jobs": [{"status": "completed"}]}))

@@ -21,7 +21,7 @@ from opta_exporter import __version__
 from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth, SourceStatus
 from opta_exporter.core.labels import FORMATS, READINESS_STATES
-from opta_exporter.core.readings import parse_diagnostics, parse_health
+from opta_exporter.core.readings import Download, parse_diagnostics, parse_health, parse_quantize
 from opta_exporter.core.state import GIB, LmxState, Snapshot
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.metrics.specs import METRICS
@@ -104,7 +104,6 @@ def feed_everything(rig: Rig) -> None:
             },
         )
         rig.ingest("quantize_progress", {"model_id": model, "status": "quantizing", "percent": 50})
-        rig.ingest("download_progress", {"repo_id": model, "progress_percent": 25})
     rig.ingest("model_canary_failed", {"model_id": M, "duration_sec": 9.5, "error": "boom"})
     rig.ingest("model_unloaded", {"model_id": "gone", "reason": "lru"})
     rig.ingest("download_completed", {"repo_id": "r", "duration_sec": 42})
@@ -134,6 +133,8 @@ def feed_everything(rig: Rig) -> None:
         )
     )
     rig.store.set_shedding(True)
+    rig.store.set_downloads(tuple(Download(m, 0.25, 1e9, 4e9) for m in ODD_IDS))
+    rig.store.set_quantize(parse_quantize({"jobs": [{"status": "queued"}, {"status": "odd"}]}))
     rig.store.set_diagnostics(
         parse_diagnostics(
             {

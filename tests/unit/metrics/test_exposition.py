@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.histogram import HistogramFamily, Series
+from opta_exporter.core.readings import Download, parse_quantize
 from opta_exporter.core.state import LmxState
 from opta_exporter.metrics.collector import LmxCollector, tables
 from opta_exporter.metrics.exposition import Exposition, render
@@ -60,7 +61,8 @@ def busy_store() -> Store:
                 ),
             )
     store.ingest("model_canary_passed", json.dumps({"model_id": "plain", "duration_sec": 1.0}))
-    store.ingest("download_progress", json.dumps({"repo_id": 'r"1', "progress_percent": 50}))
+    store.set_downloads((Download('r"1', 0.5, 5.0, 10.0),))
+    store.set_quantize(parse_quantize({"jobs": [{"status": "running"}]}))
     store.ingest("heartbeat", json.dumps({"timestamp": 1.0}))
     store.set_connection("open")
     return store

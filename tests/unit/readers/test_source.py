@@ -27,8 +27,8 @@ def make() -> tuple[PolledSource[Any], Store, FakeClock]:
     clock = FakeClock()
     store = Store(LmxState(), ExporterHealth(sources={"health": SourceStatus(15.0)}), clock)
     sources = admin_sources(Config(lmx_url=LMX), LmxClient(LMX, KEY, requests.Session()), store)
-    reader, interval = sources[0]
-    assert (reader.name, interval) == ("health", 15.0)
+    reader = sources[0]
+    assert (reader.name, reader.wait()) == ("health", 15.0)
     return reader, store, clock
 
 
@@ -65,3 +65,22 @@ def test_a_failed_read_keeps_the_last_success_and_logs_once(
     assert reader.read_once()
     assert caplog.records[-1].getMessage() == "health read works again"
     assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+@responses.activate
+def test_jobs_are_read_often_only_while_something_runs() -> None:
+    clock = FakeClock()
+    store = Store(LmxState(), ExporterHealth(sources={"downloads": SourceStatus(60.0)}), clock)
+    config = Config(lmx_url=LMX, jobs_interval=60.0, jobs_busy_interval=5.0)
+    sources = admin_sources(config, LmxClient(LMX, KEY, requests.Session()), store)
+    (downloads,) = (source for source in sources if source.name == "downloads")
+    running = {"repo_id": "r", "status": "downloading", "progress_percent": 10}
+    responses.get(f"{LMX}/admin/models/downloads", json={"downloads": [running]})
+    assert downloads.wait() == 60.0  # nothing read yet: idle pace
+    assert downloads.read_once()
+    assert downloads.wait() == 5.0
+    assert [d.repo for d in store.view().state.downloads_running] == ["r"]
+    responses.replace(responses.GET, f"{LMX}/admin/models/downloads", json={"downloads": []})
+    assert downloads.read_once()
+    assert downloads.wait() == 60.0
+    assert store.view().state.downloads_running == ()
