@@ -130,16 +130,25 @@ def parse_lmx_metrics(text: str) -> RelayParse:
     return RelayParse(families, repaired, dropped)
 
 
+# Labels whose values LMX takes from outside: model ids, and the `X-Client-Id` header any
+# caller sets freely (`lmx_client_*{client}`). Each is capped per family.
+CAPPED_LABELS = ("model", "client")
+
+
 def cap_models(parse: RelayParse, cap: ModelCap) -> tuple[RelayParse, int]:
-    """At most `cap.limit` model values per family, sticky across reads (a counter series
-    must not vanish and come back from zero); returns the refused sample count."""
+    """At most `cap.limit` values of each capped label per family, sticky across reads (a
+    counter series must not vanish and come back from zero); returns the refused sample
+    count."""
     families: dict[str, RelayFamily] = {}
     refused = 0
     for name, family in parse.families.items():
         kept: list[RelaySample] = []
         for sample in family.samples:
-            model = sample.labels.get("model")
-            if model is None or cap.admit(name, model):
+            if all(
+                cap.admit(name if label == "model" else f"{name}{{{label}}}", value)
+                for label in CAPPED_LABELS
+                if (value := sample.labels.get(label)) is not None
+            ):
                 kept.append(sample)
             else:
                 refused += 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from opta_exporter.relay.parse import RelayParse, parse_lmx_metrics
+from opta_exporter.core.labels import ModelCap
+from opta_exporter.relay.parse import RelayParse, cap_models, parse_lmx_metrics
 from tests.relay_bodies import HEAD, HIST, LMX_BODY, WEIRD, assert_reads_as_the_library
 
 
@@ -78,3 +79,22 @@ EQUIVALENCE_BODY = "\n".join(
 )
 def test_valid_text_reads_as_the_client_library_reads_it(body: str) -> None:
     assert_reads_as_the_library(body)
+
+
+def test_client_ids_any_caller_sets_are_capped_like_models() -> None:
+    """`lmx_client_*{client}` is keyed by the X-Client-Id header: 200 distinct callers
+    must not make 200 series (nor starve the model label of its own slots)."""
+    lines = ["# TYPE lmx_client_requests_total counter"]
+    lines += [f'lmx_client_requests_total{{client="caller-{i}"}} {i}' for i in range(200)]
+    lines += ["# TYPE lmx_model_requests_total counter"]
+    lines += [f'lmx_model_requests_total{{model="m{i}"}} 1' for i in range(3)]
+    cap = ModelCap(100)
+    capped, refused = cap_models(parse_lmx_metrics("\n".join(lines) + "\n"), cap)
+    clients = capped.families["lmx_client_requests_total"].samples
+    assert len(clients) == 100
+    assert refused == 100
+    assert len(capped.families["lmx_model_requests_total"].samples) == 3
+    # sticky: the same first hundred callers keep their series on the next read
+    again, refused_again = cap_models(parse_lmx_metrics("\n".join(lines) + "\n"), cap)
+    assert again.families["lmx_client_requests_total"].samples == clients
+    assert refused_again == 100
