@@ -65,7 +65,9 @@ def _jobs(s: LmxState, h: ExporterHealth, now: float) -> dict[str, list[Sample]]
             for kind, value in (("downloaded", d.downloaded_bytes), ("total", d.total_bytes))
             if value is not None
         ],
-        "opta_lmx_quantize_jobs_listed": _keyed(s.quantize_listed) if h.fresh("quantize", now) else [],
+        "opta_lmx_quantize_jobs_listed": _keyed(s.quantize_listed)
+        if h.fresh("quantize", now)
+        else [],
     }
 
 
