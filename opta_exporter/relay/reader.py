@@ -4,7 +4,8 @@ A running LMX reports requests only there, behind an `X-Admin-Key` header older
 Prometheus cannot send, in text that breaks on an unusual model id (see relay_parse).
 The read runs on its own thread and interval, never inside a scrape: a slow LMX must not
 make /metrics slow. Relayed families are shown only while the last good read is at most
-3 intervals old, so a dead LMX disappears (`absent()` fires) instead of a flat line.
+2 intervals old, as every polled figure (core/health.py), so a dead LMX disappears
+(`absent()` fires) instead of a flat line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import requests
 
 from opta_exporter.config import Config
 from opta_exporter.core.clock import Clock
+from opta_exporter.core.health import STALE_INTERVALS
 from opta_exporter.core.labels import ModelCap
 from opta_exporter.lmx.client import Answers, LmxClient, LmxError
 from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics
@@ -26,7 +28,6 @@ from opta_exporter.store import SystemClock
 log = logging.getLogger(__name__)
 
 PATH = "/admin/metrics"
-STALE_INTERVALS = 3
 
 
 @dataclass(frozen=True)

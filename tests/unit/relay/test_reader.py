@@ -127,7 +127,7 @@ def test_relayed_families_hide_after_three_intervals() -> None:
         assert registry.get_sample_value("lmx_requests_total") == 7
         clock.advance(15)
         reader.read_once()
-    clock.advance(30)  # exactly 3 intervals: still shown
+    clock.advance(15)  # exactly 2 intervals: still shown
     assert registry.get_sample_value("lmx_requests_total") == 7
     clock.advance(0.001)
     assert not any(n.startswith("lmx_") for n in names(registry))
