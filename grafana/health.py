@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dm
 
 from grafana.panels import (
     CONNECTION_STATES,
@@ -15,6 +16,7 @@ from grafana.panels import (
     base_dashboard,
     stat_panel,
     state_timeline_panel,
+    table_panel,
     timeseries_panel,
 )
 
@@ -23,7 +25,8 @@ def exporter_health() -> Dashboard:
     d = base_dashboard(
         "opta-exporter-health",
         "Opta exporter health",
-        "opta-exporter itself: its LMX stream, reconnects, bad input, snapshots, drift.",
+        "opta-exporter itself: its LMX stream, reconnects, bad input, snapshots, drift,"
+        " the sources it reads.",
         with_model=False,
     )
     d.annotation(
@@ -241,7 +244,60 @@ def exporter_health() -> Dashboard:
             span=8,
         )
     )
-    return _relay(d)
+    return _relay(_sources(d))
+
+
+def _sources(d: Dashboard) -> Dashboard:
+    """Every interval read of LMX: a figure whose source failed for two of its intervals
+    is no longer exported, so an empty panel elsewhere is explained here."""
+    d.with_row(Row("Sources"))
+    merge = dm.DataTransformerConfig(id_val="merge", options={})
+    organize = dm.DataTransformerConfig(
+        id_val="organize",
+        options={
+            "excludeByName": {"Time": True, "__name__": True, "job": True},
+            "indexByName": {"source": 0, "instance": 1, "Value #A": 2, "Value #B": 3},
+            "renameByName": {
+                "source": "Source",
+                "instance": "Instance",
+                "Value #A": "Last read",
+                "Value #B": "Last good read (age)",
+            },
+        },
+    )
+    d.with_panel(
+        table_panel(
+            "Source reads",
+            "none",
+            Q(f"opta_exporter_source_up{{{SEL}}}"),
+            Q(f"time() - opta_exporter_source_last_success_timestamp_seconds{{{SEL}}}"),
+            description="Each read of LMX the exporter makes on an interval, by source:"
+            " whether the last one succeeded, and how long ago the last good one was. A"
+            " source's figures are no longer exported once it failed for two of its"
+            " intervals; the age is empty for a source never read successfully.",
+            transformations=[merge, organize],
+            overrides={
+                "Last read": [
+                    dm.DynamicConfigValue(id_val="mappings", value=UP_DOWN),
+                    dm.DynamicConfigValue(
+                        id_val="custom.cellOptions", value={"type": "color-text"}
+                    ),
+                ],
+                "Last good read (age)": [dm.DynamicConfigValue(id_val="unit", value="s")],
+            },
+            span=10,
+        )
+    )
+    d.with_panel(
+        state_timeline_panel(
+            "Sources over time",
+            Q(f"opta_exporter_source_up{{{SEL}}}", "{{source}} {{instance}}"),
+            mappings=UP_DOWN,
+            description="Whether each source's last read succeeded (up) or failed (down).",
+            span=14,
+        )
+    )
+    return d
 
 
 def _relay(d: Dashboard) -> Dashboard:

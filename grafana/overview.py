@@ -13,14 +13,18 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from grafana.panels import (
     CONNECTION_STATES,
+    CRASH_LOOP,
+    HEALTH_STATUSES,
     MSEL,
     NEEDS_REQUEST_EVENTS,
     RATE,
     READINESS,
     RELAYED,
     SEL,
+    SHEDDING,
     TOKENS_PER_SECOND,
     UP_DOWN,
+    VERDICTS,
     Annotation,
     Q,
     bar_gauge_panel,
@@ -36,7 +40,8 @@ def overview() -> Dashboard:
     d = base_dashboard(
         "opta-lmx-overview",
         "Opta LMX overview",
-        "Opta LMX: stream, memory, requests, throughput, models, downloads (opta-exporter).",
+        "Opta LMX: stream, health, memory, requests, throughput, models, downloads"
+        " (opta-exporter).",
         with_model=True,
     )
     for annotation in (
@@ -134,6 +139,8 @@ def overview() -> Dashboard:
         )
     )
 
+    _overview_health(d)
+
     d.with_row(Row("Memory"))
     d.with_panel(
         timeseries_panel(
@@ -154,11 +161,27 @@ def overview() -> Dashboard:
         timeseries_panel(
             "Memory used vs threshold",
             "percentunit",
-            Q(f"job_instance:opta_lmx_memory_used:ratio{{{SEL}}}", "used {{instance}}"),
+            Q(f"opta_lmx_memory_usage_ratio{{{SEL}}}", "used (/admin/health) {{instance}}"),
+            Q(
+                f"job_instance:opta_lmx_memory_used:ratio{{{SEL}}}",
+                "used (/admin/memory) {{instance}}",
+            ),
             Q(f"opta_lmx_memory_threshold_ratio{{{SEL}}}", "threshold {{instance}}"),
-            description="Share of unified memory in use against LMX's admission threshold.",
+            description="Share of unified memory in use against LMX's admission threshold."
+            " /admin/health is read more often and is the one read LMX answers while it"
+            " sheds load (from 95 % by default): its line goes on when the others stop.",
             span=8,
         ).max(1)
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Metal memory",
+            "bytes",
+            Q(f"opta_lmx_metal_memory_bytes{{{SEL}}}", "{{kind}} {{instance}}"),
+            description="Metal's active, peak and cache memory from /admin/health; empty"
+            " where LMX reports no Metal (not on Apple silicon).",
+            span=8,
+        )
     )
     d.with_panel(
         bar_gauge_panel(
@@ -166,11 +189,104 @@ def overview() -> Dashboard:
             "bytes",
             Q(f"opta_lmx_model_memory_bytes{{{MSEL}}}", "{{model}}"),
             description="Memory each loaded model holds.",
-            span=8,
+            span=24,
             ratio=False,
         )
     )
     return _overview_rest(d)
+
+
+def _overview_health(d: Dashboard) -> None:
+    """LMX's own word on its health: /admin/health (read also while LMX sheds load) and
+    /admin/diagnostics."""
+    d.with_row(Row("Health"))
+    d.with_panel(
+        stat_panel(
+            "LMX health",
+            "none",
+            Q(f"job_instance:opta_lmx_health_status:code{{{SEL}}}", "{{instance}}"),
+            description="The status of /admin/health: degraded only when memory use is above 95 %.",
+            mappings=HEALTH_STATUSES,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Diagnostics verdict",
+            "none",
+            Q(f"job_instance:opta_lmx_health_verdict:code{{{SEL}}}", "{{instance}}"),
+            description="LMX's verdict in /admin/diagnostics: degraded from its admission"
+            " threshold (90 % memory by default) on.",
+            mappings=VERDICTS,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Load shedding",
+            "none",
+            Q(f"opta_lmx_load_shedding{{{SEL}}}", "{{instance}}"),
+            description="Red while LMX answers 503 'overloaded': memory reached its shedding"
+            " line (95 % by default) and it refuses every request but /healthz, /readyz and"
+            " /admin/health, inference included. Memory figures other than /admin/health's"
+            " are absent meanwhile.",
+            mappings=SHEDDING,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Crash loop",
+            "none",
+            Q(f"opta_lmx_crash_loop{{{SEL}}}", "{{instance}}"),
+            description="Red while LMX's diagnostics detect a crash loop.",
+            mappings=CRASH_LOOP,
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Quarantined models",
+            "none",
+            Q(f"opta_lmx_models_quarantined{{{SEL}}}", "{{instance}}"),
+            description="Models LMX's readiness tracker holds quarantined (/admin/diagnostics);"
+            " it may count models no longer loaded. The Models row names the loaded ones.",
+            steps=((None, "green"), (1, "red")),
+        )
+    )
+    d.with_panel(
+        stat_panel(
+            "Agent runs in progress",
+            "none",
+            Q(f"opta_lmx_agent_runs_active{{{SEL}}}", "{{instance}}"),
+            description="Agent runs LMX is executing (/admin/diagnostics).",
+        )
+    )
+    d.with_panel(
+        state_timeline_panel(
+            "Health over time",
+            Q(f"job_instance:opta_lmx_health_status:code{{{SEL}}}", "health {{instance}}"),
+            Q(f"job_instance:opta_lmx_health_verdict:code{{{SEL}}}", "verdict {{instance}}"),
+            Q(f"opta_lmx_load_shedding{{{SEL}}}", "load shedding {{instance}}"),
+            Q(f"opta_lmx_crash_loop{{{SEL}}}", "crash loop {{instance}}"),
+            mappings=HEALTH_STATUSES,
+            query_mappings={"B": VERDICTS, "C": SHEDDING, "D": CRASH_LOOP},
+            description="/admin/health's status, the diagnostics verdict, load-shedding spells"
+            " and crash loops over time; a gap means the source was not read.",
+            span=12,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Agent runs",
+            "short",
+            Q(f"opta_lmx_agent_runs_active{{{SEL}}}", "in progress {{instance}}"),
+            Q(
+                "sum by (job, instance, outcome) "
+                f"(increase(opta_lmx_agent_runs_finished_total{{{SEL}}}[{RATE}]))",
+                "{{outcome}} {{instance}}",
+            ),
+            description="Agent runs in progress, and those that completed or failed"
+            " (per interval), from /admin/diagnostics.",
+            span=12,
+        )
+    )
 
 
 def _overview_rest(d: Dashboard) -> Dashboard:
@@ -398,17 +514,19 @@ def _overview_models(d: Dashboard) -> Dashboard:
             "Downloads in progress",
             "percentunit",
             Q(f"opta_lmx_download_progress_ratio{{{SEL}}}", "{{repo}}"),
-            description="Running downloads (download_progress events).",
+            description="Running downloads, as /admin/models/downloads lists them.",
             span=8,
         )
     )
     d.with_panel(
         bar_gauge_panel(
-            "Quantize jobs in progress",
-            "percentunit",
-            Q(f"opta_lmx_quantize_progress_ratio{{{SEL}}}", "{{model}}"),
-            description="Running quantize jobs (quantize_progress events).",
+            "Quantize jobs by status",
+            "none",
+            Q(f"opta_lmx_quantize_jobs_listed{{{SEL}}}", "{{status}}"),
+            description="Jobs /admin/quantize lists, finished ones included, by status; LMX"
+            " reports no progress figure for them.",
             span=8,
+            ratio=False,
         )
     )
     d.with_panel(

@@ -6,7 +6,7 @@ no panel can be built without a unit or with a datasource other than `${DS_PROME
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self, TypeVar
 
@@ -58,6 +58,11 @@ class _PanelBuilder(Protocol):
 P = TypeVar("P", bound=_PanelBuilder)
 
 
+def ref_id(index: int) -> str:
+    """The refId of a panel's target: A, B, C, … in the order the targets are given."""
+    return chr(ord("A") + index)
+
+
 def _panel(
     panel: P,
     title: str,
@@ -73,7 +78,7 @@ def _panel(
     panel.title(title).description(description).unit(unit).datasource(DS)
     panel.span(span).height(height)
     for index, target in enumerate(targets):
-        query = Dataquery().expr(target.expr).ref_id(chr(ord("A") + index)).datasource(DS)
+        query = Dataquery().expr(target.expr).ref_id(ref_id(index)).datasource(DS)
         query.legend_format(target.legend or "__auto")
         if instant:
             query.instant()
@@ -144,6 +149,10 @@ READINESS = value_names(
         5: ("quarantined", "red"),
     }
 )
+HEALTH_STATUSES = value_names({1: ("ok", "green"), 2: ("degraded", "red")})
+VERDICTS = value_names({1: ("healthy", "green"), 2: ("degraded", "orange"), 3: ("critical", "red")})
+SHEDDING = value_names({0: ("serving", "green"), 1: ("shedding", "red")})
+CRASH_LOOP = value_names({0: ("no", "green"), 1: ("crash loop", "red")})
 NEEDS_REQUEST_EVENTS = (
     " Built from `request_completed` events, which LMX documents but does not emit yet:"
     " empty until it does."
@@ -238,7 +247,10 @@ def state_timeline_panel(
     description: str,
     span: int = 24,
     height: int = 8,
+    query_mappings: Mapping[str, list[dm.ValueMapping]] | None = None,
 ) -> statetimeline.Panel:
+    """`mappings` name every row's codes; `query_mappings` (by refId) replace them for the
+    rows of one target, so states with different codes share a timeline."""
     panel = (
         statetimeline.Panel()
         .mappings(mappings)
@@ -249,6 +261,8 @@ def state_timeline_panel(
         .tooltip(_tooltip())
         .thresholds(thresholds((None, "text")))
     )
+    for ref, names in (query_mappings or {}).items():
+        panel.override_by_query(ref, [dm.DynamicConfigValue(id_val="mappings", value=names)])
     return _panel(panel, title, "none", targets, description=description, span=span, height=height)
 
 

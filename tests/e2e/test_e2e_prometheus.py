@@ -28,6 +28,7 @@ from grafana.dashboards import DASHBOARDS, OUT_DIR
 from grafana.queries import DashboardQuery, dashboard_queries, substitute
 from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.core.health import SOURCES
 from opta_exporter.core.state import GIB
 from opta_exporter.daemon import Exporter
 from opta_exporter.metrics.specs import METRICS
@@ -228,6 +229,24 @@ def test_exporter_health_values(stack: Stack) -> None:
     assert build[0]["version"]
 
 
+def test_sources_and_load_shedding(stack: Stack) -> None:
+    """Every interval read is a source; those the simulator has always served (the
+    snapshots and the relay) are up with a good read during this run, and LMX is not
+    shedding load."""
+    api = stack.api
+    up = api.by("opta_exporter_source_up", "source")
+    assert set(up) == set(SOURCES)
+    assert {source: up[source] for source in ("status", "memory", "relay")} == {
+        "status": 1,
+        "memory": 1,
+        "relay": 1,
+    }
+    ages = api.by("time() - opta_exporter_source_last_success_timestamp_seconds", "source")
+    assert {"status", "memory", "relay"} <= set(ages)
+    assert all(0 <= age <= time.time() - stack.started for age in ages.values()), ages
+    assert api.scalar("opta_lmx_load_shedding") == 0
+
+
 def test_relayed_lmx_families(stack: Stack) -> None:
     """LMX's own /admin/metrics, relayed under LMX's names; the awkward model id (which
     breaks LMX's own text) must arrive intact."""
@@ -388,8 +407,11 @@ def test_scenario_alerts_fire(stack: Stack) -> None:
         "OptaLmxStreamDown",
         "OptaLmxAuthFailing",
         "OptaLmxMemoryAboveThreshold",
+        "OptaLmxLoadShedding",
+        "OptaLmxCrashLoop",
         "OptaLmxEventsDropped",
         "OptaExporterRelayFailing",
+        "OptaExporterSourceDown",
     }
     assert set(api.alerts()).isdisjoint(quiet)
 
