@@ -37,9 +37,19 @@ from opta_exporter.web.webconfig import WebConfig
 
 def _snapshot_session() -> requests.Session:
     """Snapshots are idempotent GETs: one retry hides a keep-alive connection that LMX
-    closed between two reads, instead of counting a failed resync."""
+    closed between two reads, instead of counting a failed resync. A status is never
+    retried, Retry-After included: LMX's load-shedding 503 carries `retry-after: 30`, and
+    urllib3 would turn it into a RetryError that hides the `overloaded` body."""
     session = requests.Session()
-    retry = Retry(total=1, connect=1, read=1, status=0, redirect=0, other=0)
+    retry = Retry(
+        total=1,
+        connect=1,
+        read=1,
+        status=0,
+        redirect=0,
+        other=0,
+        respect_retry_after_header=False,
+    )
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session

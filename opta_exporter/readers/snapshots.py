@@ -71,9 +71,10 @@ class Snapshotter:
                 snap = self.fetch()
             except LmxError as exc:
                 self._store.resync_failed()
-                if str(exc) != self._last_error:
-                    log.warning("snapshot failed: %s", exc)
-                self._last_error = str(exc)
+                if not exc.overloaded:  # a spell of shedding is said once (lmx/shedding.py)
+                    if str(exc) != self._last_error:
+                        log.warning("snapshot failed: %s", exc)
+                    self._last_error = str(exc)
                 return None
             if self._last_error is not None:
                 log.info("snapshot works again")

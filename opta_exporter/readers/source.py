@@ -72,9 +72,10 @@ class PolledSource(Generic[T]):
             reading = self._parse(self._lmx.read_json(self.path))
         except LmxError as exc:
             self._store.source_read(self.name, False)
-            if str(exc) != self._last_error:
-                log.warning("%s read failed: %s", self.name, exc)
-            self._last_error = str(exc)
+            if not exc.overloaded:  # a spell of shedding is said once (lmx/shedding.py)
+                if str(exc) != self._last_error:
+                    log.warning("%s read failed: %s", self.name, exc)
+                self._last_error = str(exc)
             return False
         self._apply(reading, since)
         self._last_busy = self._busy(reading)

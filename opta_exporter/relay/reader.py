@@ -76,7 +76,7 @@ class RelayReader:
             try:
                 parse = parse_lmx_metrics(self._lmx.read_text(PATH))
             except LmxError as exc:
-                self._failed(exc.detail)
+                self._failed(exc.detail, said=exc.overloaded)
                 self._report("relay", False)
                 return False
             if parse.sample_count == 0 and parse.dropped:
@@ -100,11 +100,14 @@ class RelayReader:
                 self._last_error = None
             return True
 
-    def _failed(self, reason: str, unreadable: int = 0) -> None:
+    def _failed(self, reason: str, unreadable: int = 0, *, said: bool = False) -> None:
+        """`said`: someone else logs it (load shedding, once a spell: lmx/shedding.py)."""
         with self._lock:
             self._reads["failure"] += 1
             self._dropped["unparseable"] += unreadable
             self.changed.notify_all()
+        if said:
+            return
         if reason != self._last_error:
             log.warning("relay: reading LMX's %s failed: %s", PATH, reason)
         self._last_error = reason
