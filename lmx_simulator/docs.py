@@ -17,9 +17,16 @@ CONTEXT_LENGTH = 32768
 
 @dataclass
 class Model:
+    """A loaded model. `readiness`/`reason` are its own state as /admin/models shows it;
+    request_count and last_used_at count only since this load."""
+
     fmt: str
     memory_gb: float
     loaded_at: float
+    readiness: str = "routable"
+    reason: str | None = None
+    request_count: int = 0
+    last_used_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -33,12 +40,28 @@ class HostState:
     in_flight: int
     uptime_sec: float
     tokens_per_second: float | None
+    memory_percent: float | None = None  # a usage set by a test; None: from the models
 
 
 def memory_split(state: HostState) -> tuple[float, float]:
     """(used, available) in GB, each rounded to 2 places as LMX reports them."""
-    used = round(BASE_MEMORY_GB + sum(m.memory_gb for m in state.models.values()), 2)
-    return used, round(state.total_gb - used, 2)
+    if state.memory_percent is None:
+        used = BASE_MEMORY_GB + sum(m.memory_gb for m in state.models.values())
+    else:
+        used = state.total_gb * state.memory_percent / 100.0
+    return round(used, 2), round(state.total_gb - round(used, 2), 2)
+
+
+def metal_active_gb(models: Mapping[str, Model]) -> float:
+    """What MLX's Metal allocator holds: the MLX-format models (llama.cpp has its own)."""
+    return sum(m.memory_gb for m in models.values() if m.fmt == "mlx")
+
+
+def usage_percent(state: HostState) -> float:
+    """Unrounded usage: what LMX's memory monitor compares with its thresholds."""
+    if state.memory_percent is not None:
+        return state.memory_percent
+    return 100.0 * memory_split(state)[0] / state.total_gb
 
 
 def status_document(state: HostState) -> dict[str, object]:
@@ -53,7 +76,7 @@ def status_document(state: HostState) -> dict[str, object]:
             "total_gb": state.total_gb,
             "used_gb": used,
             "available_gb": available,
-            "usage_percent": round(100.0 * used / state.total_gb, 1),
+            "usage_percent": round(usage_percent(state), 1),
             "threshold_percent": THRESHOLD_PERCENT,
         },
         "in_flight_requests": state.in_flight,

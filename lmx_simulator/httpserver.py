@@ -1,7 +1,8 @@
-"""The admin HTTP side of the LMX stand-in: routes, the key check, JSON and the SSE response.
+"""The admin HTTP side of the LMX stand-in: shedding, the key check, JSON and the SSE response.
 
 Standard library only. Every behaviour here copies something a running LMX does on the
-wire (see lmx-protocol.md); the model state behind the JSON lives in simulator.py.
+wire (see docs/lmx-protocol.md); routes.py says which path is which read, the simulator's
+mixins hold the state behind the bodies.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
+from lmx_simulator.admin_docs import SHED_BODY
 from lmx_simulator.hub import EventHub, Subscriber, heartbeat_frame
-
-ROUTES = ("/admin/events", "/admin/status", "/admin/memory", "/admin/metrics")
+from lmx_simulator.routes import SHEDDING_EXEMPT, Route, request_path, route_for
 
 
 class CaseInsensitiveHeaders(dict[str, str]):
@@ -56,8 +57,8 @@ class Backend(Protocol):
     """What the handler needs from the simulator's model state."""
 
     def note_request(self, method: str, path: str, headers: dict[str, str]) -> None: ...
-    def status_document(self) -> dict[str, object]: ...
-    def memory_document(self) -> dict[str, object]: ...
+    def is_shedding(self) -> bool: ...
+    def read(self, route: Route, query: str) -> tuple[int, object]: ...
     def metrics_text(self) -> str: ...
 
 
@@ -130,30 +131,27 @@ class LmxRequestHandler(BaseHTTPRequestHandler):
         self._route("HEAD")
 
     def _route(self, method: str) -> None:
-        self.server.backend.note_request(
-            method, self.path, CaseInsensitiveHeaders(self.headers.items())
-        )
+        backend = self.server.backend
+        backend.note_request(method, self.path, CaseInsensitiveHeaders(self.headers.items()))
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        path, query = urlsplit(self.path)[2:4]
-        if path not in ROUTES:
+        path, query = request_path(self.path)
+        if path not in SHEDDING_EXEMPT and backend.is_shedding():
+            self._send_shed()  # before routing and the key check, as LMX's middleware does
+        elif (route := route_for(path)) is None:
             self._send_json(404, {"detail": "Not Found"})
         elif method != "GET":
             self._send_json(405, {"detail": "Method Not Allowed"}, allow="GET")
-        elif not self._authorized(path, query):
+        elif route.admin and not self._authorized(path, query):
             self._send_json(403, {"detail": "Invalid or missing admin key"})
-        elif path == "/admin/events":
+        elif route.name == "events":
             self._stream()
-        elif path == "/admin/metrics":
-            body = self.server.backend.metrics_text().encode()
+        elif route.name == "metrics":
+            body = backend.metrics_text().encode()
             self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")
         else:
-            backend = self.server.backend
-            is_status = path == "/admin/status"
-            self._send_json(
-                200, backend.status_document() if is_status else backend.memory_document()
-            )
+            self._send_json(*backend.read(route, query))
 
     def _authorized(self, path: str, query: str) -> bool:
         """The header always counts; the query forms only on /admin/events, as in LMX."""
@@ -180,6 +178,18 @@ class LmxRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _send_shed(self) -> None:
+        """LMX's 503 while it sheds load: a raw body, chunked, no content-length."""
+        body = json.dumps(SHED_BODY).encode()
+        self.send_response(503)
+        self.send_header("content-type", "application/json")
+        self.send_header("retry-after", "30")
+        self.send_header("x-request-id", uuid.uuid4().hex)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
 
     def _stream(self) -> None:
         """SSE the way uvicorn sends it: headers at once, one chunk per frame, maybe no body."""

@@ -26,6 +26,8 @@ class ModelLifecycle:
     _in_flight: int
     _tokens_per_second: float | None
     _emit_requests: bool
+    _tracker: dict[str, str]
+    _metal_peak_gb: float
     publish: Callable[[str, dict[str, object]], None]
 
     def load_model(
@@ -44,6 +46,8 @@ class ModelLifecycle:
                 self._readiness(model_id, previous, state)
         with self._cond:
             self._models[model_id] = docs.Model(fmt, memory_gb, time.time())
+            self._tracker[model_id] = "routable"
+            self._metal_peak_gb = max(self._metal_peak_gb, docs.metal_active_gb(self._models))
         if not emit:
             return
         self._emit(
@@ -97,6 +101,7 @@ class ModelLifecycle:
                 mid: docs.Model("gguf" if mid.endswith(".gguf") else "mlx", gb, now)
                 for mid, gb in models.items()
             }
+            self._tracker = dict.fromkeys(models, "routable")
 
     def record_request(
         self,
@@ -109,9 +114,11 @@ class ModelLifecycle:
         stream: bool = False,
         ttft_sec: float | None = None,
         tokens_per_second: float | None = None,
+        client_id: str | None = None,
     ) -> None:
-        """Count a finished request. LMX itself emits no event for it, so by default neither
-        does this; emit_request_events=True sends the documented `request_completed`."""
+        """Count a finished request (`client_id`: the caller's X-Client-Id header). LMX
+        itself emits no event for it, so by default neither does this;
+        emit_request_events=True sends the documented `request_completed`."""
         with self._cond:
             self._requests.record(
                 model_id,
@@ -120,7 +127,11 @@ class ModelLifecycle:
                 completion_tokens=completion_tokens,
                 error=error,
                 stream=stream,
+                client=client_id,
             )
+            if (model := self._models.get(model_id)) is not None:
+                model.request_count += 1
+                model.last_used_at = time.time()
             if tokens_per_second is not None:
                 self._tokens_per_second = tokens_per_second
         if self._emit_requests:

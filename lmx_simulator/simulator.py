@@ -16,8 +16,10 @@ from collections.abc import Callable
 from types import TracebackType
 
 from lmx_simulator import docs
+from lmx_simulator.conditions import HostConditions
 from lmx_simulator.httpserver import LmxHttpServer, WireOptions
 from lmx_simulator.hub import EventHub
+from lmx_simulator.jobs import Download, JobTracker, QuantizeJob
 from lmx_simulator.metrics import RequestCounters
 from lmx_simulator.models import ModelLifecycle
 
@@ -25,9 +27,11 @@ STOP_JOIN_SEC = 0.4
 REQUESTS_KEPT = 10_000  # requests_seen is bounded so a long demo run does not grow forever
 
 
-class LmxSimulator(ModelLifecycle):
+class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
     """LMX on loopback. One Condition guards all state, the subscribers and the counters;
-    ModelLifecycle (models.py) holds what tests do to the models and requests."""
+    what tests do to LMX is in the mixins: ModelLifecycle (models.py: models, requests),
+    HostConditions (conditions.py: memory, shedding, readiness, the other admin reads),
+    JobTracker (jobs.py: downloads, quantize jobs)."""
 
     def __init__(
         self,
@@ -46,6 +50,8 @@ class LmxSimulator(ModelLifecycle):
         memory_total_gb: float = 512.0,
         max_concurrent_requests: int = 4,
         emit_request_events: bool = False,
+        metal: bool = True,
+        load_shedding_percent: float = 95.0,
     ) -> None:
         self._host, self._port = host, port
         self._options = WireOptions(admin_key, heartbeat_interval, silent_connect, chunked)
@@ -64,6 +70,13 @@ class LmxSimulator(ModelLifecycle):
         self._tokens_per_second: float | None = None
         self._started_at = time.time()
         self._requests_seen: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=REQUESTS_KEPT)
+        self._tracker: dict[str, str] = {}
+        self._memory_percent: float | None = None
+        self._shed_percent, self._shed_forced = load_shedding_percent, None
+        self._metal, self._metal_cache_gb, self._metal_peak_gb = metal, 0.0, 0.0
+        self._crash_loop, self._agents = False, {"active": 0, "completed": 0, "failed": 0}
+        self._downloads: dict[str, Download] = {}
+        self._jobs: dict[str, QuantizeJob] = {}
         self._server: LmxHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._ever_started = False
@@ -191,6 +204,7 @@ class LmxSimulator(ModelLifecycle):
             in_flight=self._in_flight,
             uptime_sec=time.time() - self._started_at,
             tokens_per_second=self._tokens_per_second,
+            memory_percent=self._memory_percent,
         )
 
     def status_document(self) -> dict[str, object]:
