@@ -40,6 +40,7 @@ CANARY_FAIL = "mlx-community/gemma-3-12b-it-4bit"  # fails its canary, LMX unloa
 TOO_LONG = "m" * 300  # over the 256-character cap: refused and counted
 REPO_DONE, REPO_FAILED = "mlx-community/Phi-4-mini-4bit", "bartowski/Mistral-Small-24B-GGUF"
 REPO_RUNNING, QUANT_RUNNING = "Qwen/Qwen3-32B", "mlx-community/Qwen3-32B"
+REPOS = (REPO_DONE, REPO_FAILED, REPO_RUNNING)
 MEMORY_GB = {MAIN: 4.6, ODD: 7.9, BROKEN: 3.0}
 BASE_GB = 2.0  # what the simulated LMX holds with no model
 THROUGHPUT = (41.5, 38.0, 250.0, 44.25, 12.5, 47.0)  # one peak between scrapes
@@ -243,16 +244,7 @@ def fail_canary(sim: LmxSimulator, model: str, *, crashes: int) -> None:
         "model_canary_failed",
         {"model_id": model, "backend": "mlx-lm", "duration_sec": 1.2, "error": "boom"},
     )
-    sim.publish(
-        "model_readiness_changed",
-        {
-            "model_id": model,
-            "previous_state": "canary_pending",
-            "state": "quarantined",
-            "reason": "canary failed",
-            "crash_count": crashes,
-        },
-    )
+    sim.quarantine_model(model, crash_count=crashes, reason="canary failed")
 
 
 def send_requests(sim: LmxSimulator, batch: tuple[Request, ...]) -> None:
@@ -278,17 +270,15 @@ def phase_a(sim: LmxSimulator, exporter: Exporter) -> None:
     sim.unload_model(CANARY_FAIL, reason="canary_failed")
     sim.unload_model(ROTATING, reason="manual")
     drain(sim, exporter)
-    for repo, percent in ((REPO_DONE, 10), (REPO_DONE, 60), (REPO_FAILED, 20), (REPO_RUNNING, 40)):
-        sim.publish("download_progress", {"repo_id": repo, "progress_percent": percent})
-    sim.publish("download_completed", {"repo_id": REPO_DONE, "duration_sec": 42.0})
-    sim.publish("download_failed", {"repo_id": REPO_FAILED, "error": "HTTP 404"})
-    for model, status, percent in (
-        (MAIN, "quantizing", 30),
-        (MAIN, "completed", 100),
-        (ODD, "failed: out of memory", 70),
-        (QUANT_RUNNING, "quantizing", 55),
-    ):
-        sim.publish("quantize_progress", {"model_id": model, "status": status, "percent": percent})
+    # downloads and quantize jobs as LMX runs them: progress only in its listings
+    downloads = {repo: sim.start_download(repo, total_bytes=1000) for repo in REPOS}
+    for repo, done in ((REPO_DONE, 600), (REPO_FAILED, 200), (REPO_RUNNING, 400)):
+        sim.advance_download(downloads[repo], done)
+    sim.finish_download(downloads[REPO_DONE])
+    sim.fail_download(downloads[REPO_FAILED], "HTTP 404")
+    sim.finish_quantize(sim.start_quantize(MAIN))
+    sim.fail_quantize(sim.start_quantize(ODD), "out of memory")
+    sim.start_quantize(QUANT_RUNNING)
     sim.publish("config_reloaded", {"routing_aliases": 2, "memory_threshold": 90})
     sim.publish("memory_warning", {"used_gb": 400.0, "total_gb": 512.0, "threshold_percent": 90})
     sim.publish_raw(b"event: model_loaded\ndata: {not json\n\n")
