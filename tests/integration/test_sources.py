@@ -95,8 +95,8 @@ def test_a_model_loaded_before_the_exporter_has_readiness_and_its_format(
     sim.load_model("/models/a.gguf", fmt="gguf")
     sim.load_model("mlx-community/m", fmt="mlx")
     exporter = make_exporter(sim, **FAST)  # subscribes after the loads: no event for them
-    wait_for(exporter, read_since(exporter, "models"))
-    wait_for(exporter, read_since(exporter, "diagnostics"))
+    expected = {"/models/a.gguf": "gguf", "mlx-community/m": "mlx"}
+    wait_for(exporter, lambda s, h: s.loaded == expected and len(s.readiness) == 2)
     samples = scrape(exporter)
     for model, fmt in (("/models/a.gguf", "gguf"), ("mlx-community/m", "mlx")):
         assert value(samples, "opta_lmx_model_loaded", model=model, format=fmt) == 1
