@@ -66,6 +66,10 @@ class LmxState:
     loaded: dict[str, str] = field(default_factory=dict)  # model -> format
     model_memory: dict[str, float] = field(default_factory=dict)
     readiness: dict[str, str] = field(default_factory=dict)
+    # the last /admin/diagnostics formats and /admin/models readiness: a model that a
+    # snapshot adds after those reads gets them at once, not one read interval later
+    formats: dict[str, str] = field(default_factory=dict)
+    listed_readiness: dict[str, str] = field(default_factory=dict)
     crashes: dict[str, float] = field(default_factory=dict)
     downloads_running: tuple[Download, ...] = ()  # the last /admin/models/downloads read
     quantize_listed: dict[str, float] = field(default_factory=dict)  # /admin/quantize by status
@@ -116,6 +120,8 @@ class LmxState:
 
     # -- model presence, shared by events, status envelopes and snapshots -------------
     def add_model(self, model: str, fmt: str, memory_gb: float | None) -> None:
+        if fmt == "unknown":
+            fmt = self.formats.get(model, fmt)
         if model in self.loaded:
             if fmt != "unknown":
                 self.loaded[model] = fmt
@@ -161,6 +167,7 @@ class LmxState:
             # A model the cap refuses stays missing: that is no lost event, and counting
             # it would resubscribe at every snapshot.
             drift += missing and model in self.loaded
+        self._fill_readiness()
         for model in settled:  # forget order marks nobody can race with any more
             if model not in self.loaded and self.model_seq.get(model, -1) <= since_seq:
                 del self.model_seq[model]
@@ -176,6 +183,7 @@ class LmxState:
         lost. A model a readiness event touched since is left to the event. A state that
         disagrees counts as drift; one filled where none was known does not (the model
         may have loaded before the exporter started)."""
+        self.listed_readiness = dict(readiness)
         drift = 0
         for model, state in readiness.items():
             if model not in self.loaded or self.readiness_seq.get(model, -1) > since_seq:
@@ -188,6 +196,17 @@ class LmxState:
         self.state_drift += drift
         return drift
 
+    def _fill_readiness(self) -> None:
+        """Readiness from the last /admin/models read for a loaded model that has none:
+        never over a state an event set."""
+        for model, state in self.listed_readiness.items():
+            if (
+                model in self.loaded
+                and model not in self.readiness
+                and self.cap.admit("opta_lmx_model_readiness", model)
+            ):
+                self.readiness[model] = state
+
     def apply_downloads(self, downloads: tuple[Download, ...]) -> None:
         """Running downloads, their `repo` label under the same cap as models."""
         metric = "opta_lmx_download_progress_ratio"
@@ -199,6 +218,7 @@ class LmxState:
 
     def apply_formats(self, formats: Mapping[str, str]) -> None:
         """LMX's load format (diagnostics) for each model it describes: never `unknown`."""
+        self.formats = dict(formats)
         for model, fmt in formats.items():
             if model in self.loaded:
                 self.loaded[model] = fmt

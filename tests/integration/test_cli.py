@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,17 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], int]:
     pytest.fail(f"exporter exited early with {proc.returncode}")
 
 
+def _scrape_until(port: int, line: str) -> str:
+    """Scrape until `line` is in the text: bounded by WAIT, each scrape a real GET."""
+    deadline = time.monotonic() + WAIT
+    text = ""
+    while time.monotonic() < deadline:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=WAIT).text
+        if line in text:
+            return text
+    pytest.fail(f"{line!r} not scraped within {WAIT} s; last scrape:\n{text}")
+
+
 def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("proc-secret-key\n")
@@ -51,8 +63,8 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             ]
         )
         try:
-            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=WAIT).text
-            assert 'opta_lmx_model_loaded{format="unknown",model="m"} 1.0' in text
+            # the format comes from /admin/diagnostics, read on its own after start
+            text = _scrape_until(port, 'opta_lmx_model_loaded{format="mlx",model="m"} 1.0')
             assert (
                 f'opta_exporter_build_info{{python_version="{sys.version.split()[0]}"'
                 f',version="{__version__}"}} 1.0' in text

@@ -180,3 +180,26 @@ def test_formats_from_diagnostics_replace_unknown_for_loaded_models_only() -> No
     assert state.loaded == {"a": "unknown"}
     state.apply_formats({"a": "gguf", "not-loaded": "mlx"})
     assert state.loaded == {"a": "gguf"}
+
+
+def test_reads_before_the_first_snapshot_give_its_models_format_and_readiness_at_once() -> None:
+    # the polled sources run on their own: diagnostics and /admin/models may answer
+    # before the first snapshot has said which models are loaded
+    state = LmxState()
+    state.apply_formats({"a": "gguf"})
+    state.reconcile_readiness({"a": "routable", "b": "loading"}, state.seq)
+    assert state.loaded == {} and state.readiness == {}
+    state.reconcile(example_snapshot({"a": 1.0, "b": 1.0}), 0.0, state.seq)
+    assert state.loaded == {"a": "gguf", "b": "unknown"}  # b: no diagnostics entry
+    assert state.readiness == {"a": "routable", "b": "loading"}
+    assert state.state_drift == 0
+
+
+def test_listed_readiness_never_overrules_an_event_for_a_model_added_later() -> None:
+    state = LmxState()
+    state.reconcile_readiness({"a": "loading"}, state.seq)
+    apply_ok(state, "model_loaded", {"model_id": "a", "format": "mlx"})
+    apply_ok(state, "model_readiness_changed", {"model_id": "a", "state": "routable"})
+    state.reconcile(example_snapshot({"a": 1.0}), 0.0, state.seq)
+    assert state.readiness == {"a": "routable"}
+    assert state.loaded == {"a": "mlx"}
