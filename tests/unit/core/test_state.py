@@ -188,7 +188,8 @@ def test_reads_before_the_first_snapshot_give_its_models_format_and_readiness_at
     state = LmxState()
     state.apply_formats({"a": "gguf"})
     state.reconcile_readiness({"a": "routable", "b": "loading"}, state.seq)
-    assert state.loaded == {} and state.readiness == {}
+    assert state.loaded == {}
+    assert state.readiness == {}
     state.reconcile(example_snapshot({"a": 1.0, "b": 1.0}), 0.0, state.seq)
     assert state.loaded == {"a": "gguf", "b": "unknown"}  # b: no diagnostics entry
     assert state.readiness == {"a": "routable", "b": "loading"}
