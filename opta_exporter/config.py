@@ -44,7 +44,7 @@ class Config:
     jobs_interval: float = 60.0
     jobs_busy_interval: float = 5.0
     batch_window: float = 0.25
-    window_size: int = 300
+    window_duration: float = 300.0
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
     max_models: int = 100
@@ -149,7 +149,12 @@ OPTIONS: tuple[Option, ...] = (
         None,
     ),
     Option("--web.telemetry-path", "telemetry_path", "Path of the metrics.", "/metrics"),
-    Option("--window.size", "window_size", "Throughput samples kept in the window.", "300"),
+    Option(
+        "--window.duration",
+        "window_duration",
+        "Span of tokens/s samples (one per relay read) kept in the throughput window.",
+        "5m",
+    ),
     Option("--backoff.base", "backoff_base", "First reconnect delay.", "1s"),
     Option("--backoff.cap", "backoff_cap", "Longest reconnect delay.", "30s"),
     Option("--max-models", "max_models", "Distinct model label values per metric.", "100"),
@@ -251,7 +256,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "batch_window": _non_negative(parse_duration),
     "telemetry_path": _path,
     "web_config_file": str,
-    "window_size": _positive(int),
+    "window_duration": _positive(parse_duration),
     "backoff_base": _positive(parse_duration),
     "backoff_cap": _positive(parse_duration),
     "max_models": _positive(int),

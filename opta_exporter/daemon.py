@@ -80,7 +80,7 @@ class Exporter:
             "relay": config.relay_interval,
         }
         self.store = Store(
-            LmxState(max_models=config.max_models, window_size=config.window_size),
+            LmxState(max_models=config.max_models, window_duration=config.window_duration),
             ExporterHealth(
                 stale_timeout=config.stale_timeout,
                 sources={name: SourceStatus(every) for name, every in intervals.items() if every},
@@ -114,7 +114,12 @@ class Exporter:
         relay_text = None
         if config.relay_interval > 0:
             self.relay = RelayReader(
-                config, _snapshot_session(), clock, shedding, self.store.source_read
+                config,
+                _snapshot_session(),
+                clock,
+                shedding,
+                self.store.source_read,
+                on_tokens=self.store.count_tokens,
             )
             self.registry.register(RelayCollector(self.relay))
             relay_text = RelayText(self.relay)

@@ -16,6 +16,7 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.ingest import ingest
 from opta_exporter.core.readings import DiagnosticsReading, Download, HealthReading
 from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.throughput import TokenCount
 
 
 def _as_bytes(data: str | bytes) -> bytes:
@@ -119,6 +120,12 @@ class Store:
                     if ok
                     else replace(old, up=False)
                 )
+            self._notify()
+
+    def count_tokens(self, count: TokenCount) -> None:
+        """A relay read's token counter: the throughput window's next sample."""
+        with self.lock:
+            self.state.count_tokens(count)
             self._notify()
 
     def set_health(self, reading: HealthReading) -> None:

@@ -1,8 +1,9 @@
-"""SSE event -> typed LMX event, for both dialects LMX builds speak.
+"""SSE event -> typed LMX event.
 
-Named events (`event: model_loaded`) carry their payload as the data; unnamed ones
-(type `message`, the dashboard dialect) carry an envelope `{"type": T, "data": {...}}`.
-No I/O here: the consumer hands in the SSE event's name and data text.
+LMX names every event (`event: model_loaded`) and sends its payload, a JSON object, as
+the data. An unnamed event (SSE type `message`) is no LMX event today: it is counted
+under that name and changes nothing. No I/O here: the consumer hands in the SSE event's
+name and data text.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from typing import Any, Literal, NamedTuple
 # bytes, so a megabyte is a broken stream or a hostile proxy, not a model event.
 MAX_EVENT_CHARS = 1 << 20
 
-ErrorReason = Literal[
-    "malformed_json", "not_an_object", "bad_field", "oversize", "unknown_envelope"
-]
+ErrorReason = Literal["malformed_json", "not_an_object", "bad_field", "oversize"]
 ERROR_REASONS: tuple[ErrorReason, ...] = (
     "malformed_json",
     "not_an_object",
     "bad_field",
     "oversize",
-    "unknown_envelope",
 )
 
 
@@ -37,7 +35,6 @@ class SseEvent(NamedTuple):
 class LmxEvent(NamedTuple):
     kind: str
     data: dict[str, Any]
-    envelope: bool = False
 
 
 class EventError(Exception):
@@ -78,10 +75,4 @@ def event_from_sse(name: str, data: str | bytes) -> LmxEvent:
         raise EventError("malformed_json", f"{name[:64]} event nests too deeply") from None
     if type(payload) is not dict:
         raise EventError("not_an_object", f"{name[:64]} event data is {type(payload).__name__}")
-    if name != "message":
-        return LmxEvent(name, payload)
-    kind = payload.get("type")
-    inner = payload.get("data")
-    if type(kind) is not str or type(inner) is not dict:
-        raise EventError("unknown_envelope", "unnamed event is not a {type, data} envelope")
-    return LmxEvent(kind, inner, True)
+    return LmxEvent(name, payload)

@@ -8,7 +8,8 @@ A new LMX event type is a one-line addition to a table below.
 
 from __future__ import annotations
 
-from opta_exporter.core.envelopes import ENVELOPES, Handler
+from collections.abc import Callable
+
 from opta_exporter.core.events import EventError, LmxEvent, event_from_sse
 from opta_exporter.core.fields import Data, bad, bump, model_id, number, text
 from opta_exporter.core.labels import (
@@ -18,7 +19,9 @@ from opta_exporter.core.labels import (
     quantize_outcome,
     unload_reason,
 )
-from opta_exporter.core.state import GIB, LmxState
+from opta_exporter.core.state import LmxState
+
+Handler = Callable[[LmxState, Data, float], None]
 
 
 # -- named LMX events -----------------------------------------------------------------
@@ -110,41 +113,6 @@ def config_reloaded(s: LmxState, d: Data, now: float) -> None:
         s.memory_threshold = threshold / 100.0
 
 
-def memory_warning(s: LmxState, d: Data, now: float) -> None:
-    used, total = number(d, "used_gb"), number(d, "total_gb")
-    threshold = number(d, "threshold_percent", 100.0)
-    s.memory_warnings += 1
-    if used is not None:
-        s.memory_used = used * GIB
-    if total is not None:
-        s.memory_total = total * GIB
-    if threshold is not None:
-        s.memory_threshold = threshold / 100.0
-
-
-def request_completed(s: LmxState, d: Data, now: float) -> None:
-    model, error = model_id(d), d.get("error", False)
-    if type(error) is not bool:
-        raise bad("error", "is not a boolean")
-    latency, ttft = number(d, "latency_sec"), number(d, "ttft_sec")
-    prompt, completion = number(d, "prompt_tokens"), number(d, "completion_tokens")
-    tps = number(d, "tokens_per_second")
-    if s.cap.admit("opta_lmx_requests_total", model):
-        key = (model, "error" if error else "success")
-        s.requests[key] = s.requests.get(key, 0.0) + 1.0
-        labels = (model,)
-        if latency is not None:
-            s.request_duration.observe(labels, latency)
-        if ttft is not None:
-            s.ttft.observe(labels, ttft)
-        if prompt is not None:
-            s.prompt_tokens[model] = s.prompt_tokens.get(model, 0.0) + prompt
-        if completion is not None:
-            s.completion_tokens[model] = s.completion_tokens.get(model, 0.0) + completion
-    if tps is not None:
-        s.window.add(tps)
-
-
 def _ignore(s: LmxState, d: Data, now: float) -> None:
     """Heartbeats count as events and keep the stream fresh; nothing else to do."""
 
@@ -163,13 +131,13 @@ NAMED: dict[str, Handler] = {
     "download_cancelled": _download("cancelled"),
     "quantize_progress": quantize_progress,
     "config_reloaded": config_reloaded,
-    "memory_warning": memory_warning,
-    "request_completed": request_completed,
     "heartbeat": _ignore,
 }
 
 
-KNOWN_EVENTS = (*NAMED, *ENVELOPES, "message")
+# LMX's docstrings promise `request_completed`, `memory_warning` and `download_progress`,
+# but no LMX code sends them: like any type not above, they are counted and nothing more.
+KNOWN_EVENTS = (*NAMED, "message")
 
 
 _KNOWN = frozenset(KNOWN_EVENTS)
@@ -183,10 +151,8 @@ def apply_event(state: LmxState, event: LmxEvent, now: float) -> None:
     """Count the event, then apply it; raises EventError (after counting it)."""
     label = _event_label(state, event.kind)
     state.events[label] = state.events.get(label, 0.0) + 1.0
-    handler = (ENVELOPES if event.envelope else NAMED).get(event.kind)
+    handler = NAMED.get(event.kind)
     if handler is None:
-        if event.envelope:
-            raise EventError("unknown_envelope", "envelope type is not known")
         return  # unknown named types appear as LMX grows: counted above, nothing more
     state.seq += 1  # before the handler: what it marks must count as after any snapshot
     handler(state, event.data, now)

@@ -14,6 +14,7 @@ from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import ModelCap, OpenSet
 from opta_exporter.core.readings import DiagnosticsReading, Download, HealthReading
+from opta_exporter.core.throughput import TokenCount, rate
 from opta_exporter.core.window import ThroughputWindow
 
 GIB = 1024.0**3
@@ -50,7 +51,7 @@ def _zeros(*keys: str) -> dict[str, float]:
 @dataclass
 class LmxState:
     max_models: int = 100
-    window_size: int = 300
+    window_duration: float = 300.0  # seconds of throughput samples kept
     version: str | None = None
     start_time: float | None = None
     memory_total: float | None = None
@@ -59,7 +60,6 @@ class LmxState:
     memory_threshold: float | None = None
     in_flight: float | None = None
     max_concurrent: float | None = None
-    temperature: float | None = None
     health: HealthReading | None = None  # the last /admin/health read
     diagnostics: DiagnosticsReading | None = None  # the last /admin/diagnostics read
     shedding: bool = False  # LMX answered a read 503 `overloaded` and none succeeded since
@@ -85,10 +85,6 @@ class LmxState:
         default_factory=lambda: _zeros("completed", "failed", "cancelled")
     )
     config_reloads: float = 0.0
-    memory_warnings: float = 0.0
-    requests: dict[tuple[str, str], float] = field(default_factory=dict)
-    prompt_tokens: dict[str, float] = field(default_factory=dict)
-    completion_tokens: dict[str, float] = field(default_factory=dict)
     load_duration: HistogramFamily = field(
         default_factory=lambda: HistogramFamily((0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300))
     )
@@ -98,12 +94,6 @@ class LmxState:
     download_duration: HistogramFamily = field(
         default_factory=lambda: HistogramFamily((1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
     )
-    request_duration: HistogramFamily = field(
-        default_factory=lambda: HistogramFamily((0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-    )
-    ttft: HistogramFamily = field(
-        default_factory=lambda: HistogramFamily((0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-    )
     event_errors: dict[str, float] = field(default_factory=lambda: _zeros(*ERROR_REASONS))
     state_drift: float = 0.0
     seq: int = 0  # events applied; orders events against snapshots
@@ -112,13 +102,14 @@ class LmxState:
     readiness_seq: dict[str, int] = field(default_factory=dict)  # last readiness event
     open_labels: dict[str, OpenSet] = field(default_factory=dict)
     window: ThroughputWindow = field(init=False)
+    last_tokens: TokenCount | None = None  # the relay read a rate starts from
     cap: ModelCap = field(init=False)
 
     def __post_init__(self) -> None:
-        self.window = ThroughputWindow(self.window_size)
+        self.window = ThroughputWindow(self.window_duration)
         self.cap = ModelCap(self.max_models)
 
-    # -- model presence, shared by events, status envelopes and snapshots -------------
+    # -- model presence, shared by events and snapshots --------------------------------
     def add_model(self, model: str, fmt: str, memory_gb: float | None) -> None:
         if fmt == "unknown":
             fmt = self.formats.get(model, fmt)
@@ -138,13 +129,6 @@ class LmxState:
         for metric in MODEL_GAUGES:
             self.cap.release(metric, model)
         self.model_seq[model] = self.seq
-
-    def replace_models(self, models: dict[str, float | None]) -> None:
-        """A full model list from the stream itself (status envelope): not drift."""
-        for model in [m for m in self.loaded if m not in models]:
-            self.remove_model(model)
-        for model, memory_gb in models.items():
-            self.add_model(model, self.loaded.get(model, "unknown"), memory_gb)
 
     def reconcile(self, snap: Snapshot, now: float, since_seq: int) -> int:
         """Apply a snapshot taken after event number `since_seq`; return the drift.
@@ -250,6 +234,14 @@ class LmxState:
             self.in_flight = snap.in_flight
         if snap.max_concurrent is not None:
             self.max_concurrent = snap.max_concurrent
+
+    def count_tokens(self, count: TokenCount) -> float | None:
+        """A relay read's token counter: the rate since the last read joins the window."""
+        before, self.last_tokens = self.last_tokens, count
+        tokens_per_second = None if before is None else rate(before, count)
+        if tokens_per_second is not None:
+            self.window.add(count.wall, tokens_per_second)
+        return tokens_per_second
 
     def series_dropped(self) -> dict[str, float]:
         return {metric: float(n) for metric, n in self.cap.dropped.items()}

@@ -1,7 +1,9 @@
-"""The throughput window: LMX sends tokens/s at 10-50 Hz, scrapes come every 15-60 s.
+"""The throughput window: tokens/s samples over the last few minutes, kept for a scrape
+(statistics) and a live chart (the samples themselves).
 
-A fixed-size circular buffer keeps the last N samples so a scrape still sees the peaks
-that happened between two scrapes.
+A running LMX has no live tokens/s figure; each sample is a rate computed from two reads
+of its completion-token counter (core/throughput.py). The window is a span of time, not a
+count of samples, so its statistics mean the same at any read interval.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class WindowStats:
     p95: float
     max: float
     min: float
+    latest: float
 
     def items(self) -> tuple[tuple[str, float], ...]:
         return (
@@ -26,7 +29,11 @@ class WindowStats:
             ("p95", self.p95),
             ("max", self.max),
             ("min", self.min),
+            ("latest", self.latest),
         )
+
+
+WINDOW_STATS = ("mean", "p50", "p95", "max", "min", "latest")
 
 
 def quantile(ordered: list[float], q: float) -> float:
@@ -37,39 +44,51 @@ def quantile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-class ThroughputWindow:
-    def __init__(self, size: int) -> None:
-        self._samples: deque[float] = deque(maxlen=size)
+Sample = tuple[float, float]  # (unix seconds at the read that closed the pair, tokens/s)
 
-    def add(self, tokens_per_second: float) -> None:
-        self._samples.append(tokens_per_second)
+
+class ThroughputWindow:
+    """Samples no older than `duration` seconds, oldest first. Bounded by time; a
+    `limit` bounds it by count too, whatever the read interval."""
+
+    def __init__(self, duration: float, limit: int = 10_000) -> None:
+        self.duration = duration
+        self._samples: deque[Sample] = deque(maxlen=limit)
+
+    def add(self, timestamp: float, tokens_per_second: float) -> None:
+        self._samples.append((timestamp, tokens_per_second))
+        self.prune(timestamp)
+
+    def prune(self, now: float) -> None:
+        """Forget samples older than the window; a clock stepped back keeps them."""
+        oldest = now - self.duration
+        while self._samples and self._samples[0][0] < oldest:
+            self._samples.popleft()
 
     def __len__(self) -> int:
         return len(self._samples)
 
-    @property
-    def latest(self) -> float | None:
-        return self._samples[-1] if self._samples else None
-
-    def copy(self) -> list[float]:
-        return list(self._samples)
+    def samples(self, now: float) -> list[Sample]:
+        """The samples inside the window as of `now` (wall clock), oldest first."""
+        oldest = now - self.duration
+        return [s for s in self._samples if s[0] >= oldest]
 
     def clone(self) -> ThroughputWindow:
-        twin = ThroughputWindow(self._samples.maxlen or 1)
+        twin = ThroughputWindow(self.duration, self._samples.maxlen or 1)
         twin._samples = self._samples.copy()
         return twin
 
 
-def window_stats(samples: list[float]) -> WindowStats | None:
-    """Statistics at scrape time, not per sample: sorting 300 floats is cheaper than
-    keeping order on every 50 Hz insert."""
+def window_stats(samples: list[Sample]) -> WindowStats | None:
+    """Statistics at scrape time: sorting a few hundred floats per scrape is cheap."""
     if not samples:
         return None
-    ordered = sorted(samples)
+    ordered = sorted(rate for _, rate in samples)
     return WindowStats(
         mean=math.fsum(ordered) / len(ordered),
         p50=quantile(ordered, 0.5),
         p95=quantile(ordered, 0.95),
         max=ordered[-1],
         min=ordered[0],
+        latest=samples[-1][1],
     )

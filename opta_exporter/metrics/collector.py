@@ -71,11 +71,15 @@ def _jobs(s: LmxState, h: ExporterHealth, now: float) -> dict[str, list[Sample]]
     }
 
 
-def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec, Table]]:
+def tables(
+    s: LmxState, h: ExporterHealth, now: float, wall: float
+) -> list[tuple[MetricSpec, Table]]:
     """Every family's data, in METRICS order, with or without samples: `absent()` must
     mean broken, not zero. Both the client-library families and the fast renderer
     (exposition.py) are built from this."""
-    stats = window_stats(s.window.copy())
+    # the window's samples are rates from relay reads: none while the relay is stale
+    samples = s.window.samples(wall) if h.fresh("relay", now) else []
+    stats = window_stats(samples)
     # A polled figure is shown only while its source is fresh: frozen is worse than absent.
     status = h.fresh("status", now)
     memory = h.fresh("memory", now)
@@ -90,7 +94,6 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
         "opta_lmx_memory_threshold_ratio": _scalar(s.memory_threshold if memory else None),
         "opta_lmx_requests_in_flight": _scalar(s.in_flight if status else None),
         "opta_lmx_requests_max_concurrent": _scalar(s.max_concurrent if status else None),
-        "opta_lmx_temperature_celsius": _scalar(s.temperature),
         "opta_lmx_health_status": []
         if health is None or health.status is None
         else [((st,), 1.0 if st == health.status else 0.0) for st in HEALTH_STATUSES],
@@ -117,15 +120,10 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
         "opta_lmx_downloads_total": _keyed(s.downloads),
         "opta_lmx_quantize_jobs_total": _keyed(s.quantize_jobs),
         "opta_lmx_config_reloads_total": [((), s.config_reloads)],
-        "opta_lmx_memory_warnings_total": [((), s.memory_warnings)],
-        "opta_lmx_requests_total": _pairs(s.requests),
-        "opta_lmx_prompt_tokens_total": _keyed(s.prompt_tokens),
-        "opta_lmx_completion_tokens_total": _keyed(s.completion_tokens),
-        "opta_lmx_throughput_tokens_per_second": _scalar(s.window.latest),
         "opta_lmx_throughput_window_tokens_per_second": []
         if stats is None
         else [((k,), v) for k, v in stats.items()],
-        "opta_lmx_throughput_window_samples": [((), float(len(s.window)))],
+        "opta_lmx_throughput_window_samples": [((), float(len(samples)))],
         "opta_exporter_build_info": [((__version__, platform.python_version()), 1.0)],
         "opta_exporter_connection_state": [
             ((state,), 1.0 if state == h.connection_state else 0.0) for state in CONNECTION_STATES
@@ -150,8 +148,6 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
         "opta_lmx_model_load_duration_seconds": s.load_duration,
         "opta_lmx_model_canary_duration_seconds": s.canary_duration,
         "opta_lmx_download_duration_seconds": s.download_duration,
-        "opta_lmx_request_duration_seconds": s.request_duration,
-        "opta_lmx_time_to_first_token_seconds": s.ttft,
     }
     return [
         (spec, histograms[spec.name] if spec.kind == "histogram" else values[spec.name])
@@ -159,8 +155,8 @@ def tables(s: LmxState, h: ExporterHealth, now: float) -> list[tuple[MetricSpec,
     ]
 
 
-def _families(s: LmxState, h: ExporterHealth, now: float) -> Iterator[Metric]:
-    for spec, table in tables(s, h, now):
+def _families(s: LmxState, h: ExporterHealth, now: float, wall: float) -> Iterator[Metric]:
+    for spec, table in tables(s, h, now, wall):
         names = list(spec.labels)
         if isinstance(table, HistogramFamily):
             hist = table
@@ -187,7 +183,7 @@ class LmxCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         view = self._store.view()
-        return list(_families(view.state, view.health, view.now))
+        return list(_families(view.state, view.health, view.now, view.wall))
 
     def describe(self) -> Iterable[Metric]:
-        return list(_families(LmxState(), ExporterHealth(), 0.0))
+        return list(_families(LmxState(), ExporterHealth(), 0.0, 0.0))

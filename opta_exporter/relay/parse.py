@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from opta_exporter.core.labels import ModelCap
 from opta_exporter.relay.lines import RelaySample, clean_lines, unescape_help
 
-__all__ = ["RelayFamily", "RelayParse", "RelaySample", "cap_models", "parse_lmx_metrics"]
+__all__ = [
+    "RelayFamily",
+    "RelayParse",
+    "RelaySample",
+    "cap_models",
+    "parse_lmx_metrics",
+    "token_counts",
+]
 
 # What each family type owns besides its own name, as prometheus_client groups samples.
 _SUFFIXES = {
@@ -154,3 +161,18 @@ def cap_models(parse: RelayParse, cap: ModelCap) -> tuple[RelayParse, int]:
                 refused += 1
         families[name] = RelayFamily(name, family.kind, family.help, tuple(kept))
     return RelayParse(families, parse.repaired, parse.dropped), refused
+
+
+def _single(parse: RelayParse, name: str) -> float | None:
+    """The value of an unlabelled sample `name`, if the read has exactly that."""
+    family = parse.families.get(name)
+    if family is None:
+        return None
+    values = [s.value for s in family.samples if s.name == name and not s.labels]
+    return values[0] if len(values) == 1 and values[0] >= 0 else None
+
+
+def token_counts(parse: RelayParse) -> tuple[float | None, float | None]:
+    """(completion tokens so far, LMX's uptime) from one read: the throughput window's
+    source (core/throughput.py). Either is None when the read lacks it."""
+    return _single(parse, "lmx_completion_tokens_total"), _single(parse, "lmx_uptime_seconds")

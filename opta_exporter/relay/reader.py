@@ -21,8 +21,9 @@ from opta_exporter.config import Config
 from opta_exporter.core.clock import Clock
 from opta_exporter.core.health import STALE_INTERVALS
 from opta_exporter.core.labels import ModelCap
+from opta_exporter.core.throughput import TokenCount
 from opta_exporter.lmx.client import Answers, LmxClient, LmxError
-from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics
+from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics, token_counts
 from opta_exporter.store import SystemClock
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,11 @@ class RelayReader:
         clock: Clock | None = None,
         answers: Answers | None = None,
         report: Callable[[str, bool], object] = lambda source, ok: None,
+        *,
+        on_tokens: Callable[[TokenCount], object] = lambda count: None,
     ) -> None:
         self._config = config
+        self._on_tokens = on_tokens  # each good read's token counter: the window's source
         self._lmx = LmxClient.from_config(config, session, answers)
         self._report = report  # each read's outcome, as the source `relay`
         self._clock: Clock = clock or SystemClock()
@@ -86,15 +90,19 @@ class RelayReader:
                 return False
             capped, refused = cap_models(parse, self._cap)
             self._log_losses(parse.dropped, refused)
+            mono, wall = self._clock.monotonic(), self._clock.time()
             with self._lock:
                 self._families = capped.families
-                self._last_mono, self._last_wall = self._clock.monotonic(), self._clock.time()
+                self._last_mono, self._last_wall = mono, wall
                 self._reads["success"] += 1
                 self._repaired += parse.repaired
                 self._dropped["unparseable"] += parse.dropped
                 self._dropped["cap"] += refused
                 self.changed.notify_all()
             self._report("relay", True)
+            tokens, uptime = token_counts(parse)  # before the cap: the total is unlabelled
+            if tokens is not None:
+                self._on_tokens(TokenCount(mono, wall, tokens, uptime))
             if self._last_error is not None:
                 log.info("relay: reading LMX's %s works again", PATH)
                 self._last_error = None

@@ -59,7 +59,7 @@ def metrics_body(
     openmetrics = content_type.startswith("application/openmetrics-text")
     view = store.view()
     exposition = exposition or Exposition()
-    parts = exposition.parts(tables(view.state, view.health, view.now), openmetrics)
+    parts = exposition.parts(tables(view.state, view.health, view.now, view.wall), openmetrics)
     if relay is not None:
         parts.append(relay.render(openmetrics))
     if openmetrics:

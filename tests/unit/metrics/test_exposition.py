@@ -92,7 +92,7 @@ def library(store: Store, openmetrics: bool) -> str:
 
 def ours(store: Store, openmetrics: bool) -> str:
     view = store.view()
-    return render(tables(view.state, view.health, view.now), openmetrics) + (
+    return render(tables(view.state, view.health, view.now, view.wall), openmetrics) + (
         "# EOF\n" if openmetrics else ""
     )
 
@@ -134,7 +134,7 @@ def test_the_histogram_cache_never_serves_stale_lines() -> None:
     for step in range(4):
         for openmetrics in (False, True):
             view = store.view()
-            fresh = tables(view.state, view.health, view.now)
+            fresh = tables(view.state, view.health, view.now, view.wall)
             assert exposition.render(fresh, openmetrics) == render(fresh, openmetrics)
         model = ODD[step]
         store.ingest(
@@ -237,7 +237,7 @@ def test_kept_series_text_follows_any_sequence_of_events(
             data = {"model_id": model, "latency_sec": seconds, "ttft_sec": seconds / 8}
             store.ingest(event, json.dumps(data))
         view = store.view()
-        fresh = tables(view.state, view.health, view.now)
+        fresh = tables(view.state, view.health, view.now, view.wall)
         openmetrics = seconds > 20
         assert exposition.render(fresh, openmetrics) == render(fresh, openmetrics)
 
