@@ -27,6 +27,12 @@ this page is stale. Names, types and labels here are the exporter's public inter
 dashboards, rules and users' queries depend on them, so a rename or removal goes in the
 changelog.
 
+**The one rule**: every family here has a source that a running LMX really provides, and
+shows only what is true now. A family that only an input LMX never sends could fill is
+not built (see the changelog for those retired); a figure whose source has failed for
+two of its read intervals is no longer exported (an absent series is honest, a frozen one
+lies), and `opta_exporter_source_up{source}` says which source failed.
+
 Every family below is declared (`# HELP`/`# TYPE`) from the first scrape, even before it
 has a sample, so `absent()` means "exporter broken", not "nothing happened". Units are
 base units (`_seconds`, `_bytes`, `_ratio` 0-1); counters end in `_total`. Label values
@@ -36,7 +42,10 @@ past `--max-models` distinct values or 256 characters (counted in
 
 LMX's own request, token and latency families (`lmx_*`) are relayed from its
 `/admin/metrics` under LMX's names; they are listed on the README, not here, because LMX
-defines them.
+defines them. Requests, latency and tokens come only from there: a running LMX sends no
+event per request. The throughput window's samples are tokens/s computed from two reads
+of LMX's `lmx_completion_tokens_total` (a read that finds the counter lower than before
+means LMX restarted, and that pair gives no sample), kept for `--window.duration`.
 
 """
 

@@ -110,10 +110,10 @@ def test_env_twin_configures_the_process() -> None:
         text=True,
         timeout=WAIT,
         check=False,
-        env={**os.environ, "OPTA_EXPORTER_WINDOW_SIZE": "zero"},
+        env={**os.environ, "OPTA_EXPORTER_WINDOW_DURATION": "zero"},
     )
     assert proc.returncode == 2
-    assert "--window.size" in proc.stderr
+    assert "--window.duration" in proc.stderr
 
 
 def test_version() -> None:

@@ -42,20 +42,16 @@ def test_bursts_at_lmx_pace_lose_nothing(sim: LmxSimulator, make_exporter: MakeE
     for burst in range(3):
         for i in range(300):
             sim.publish(
-                "request_completed",
-                {
-                    "model_id": f"m{i % 7}",
-                    "latency_sec": 0.1,
-                    "prompt_tokens": 1,
-                    "completion_tokens": 2,
-                },
+                "model_compatibility_recorded",
+                {"model_id": f"m{i % 7}", "backend": "mlx", "outcome": "pass", "ts": i},
             )
             if i % 10 == 9:
                 pace.wait(0.005)
         expected = 300 * (burst + 1)
-        wait_for(exporter, lambda s, h: sum(s.requests.values()) == expected)  # noqa: B023
+        wait_for(exporter, lambda s, h: sum(s.compat.values()) == expected)  # noqa: B023
     assert sim.zombie_count() == 0
-    assert value(scrape(exporter), "opta_lmx_events_total", event="request_completed") == 900.0
+    samples = scrape(exporter)
+    assert value(samples, "opta_lmx_events_total", event="model_compatibility_recorded") == 900.0
 
 
 def test_zombie_subscription_is_replaced(

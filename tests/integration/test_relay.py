@@ -15,11 +15,14 @@ from prometheus_client.metrics_core import Metric
 
 from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
 from opta_exporter.relay import text
 from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.reader import RelayReader
 from opta_exporter.relay.text import RelayText
+from opta_exporter.store import Store
 from tests.conftest import WAIT
 from tests.fakes import FakeClock
 from tests.helpers import promtool_check
@@ -44,7 +47,7 @@ def keyed_sim() -> Iterator[LmxSimulator]:
 def test_relay_parse_reads_the_simulators_text_as_the_library_does() -> None:
     with LmxSimulator() as sim:
         sim.load_model("a/b", fmt="mlx")
-        sim.record_request("a/b", latency_sec=0.2, ttft_sec=0.05, stream=True)
+        sim.record_request("a/b", latency_sec=0.2, stream=True)
         body = sim.metrics_text()
     assert_reads_as_the_library(body)
 
@@ -105,6 +108,45 @@ def test_simulator_stopped_then_restarted(keyed_sim: LmxSimulator) -> None:
     assert got("lmx_model_requests_total", {"model": WEIRD}) == 1
     assert got("opta_exporter_relay_reads_total", {"outcome": "success"}) == 3
     promtool_check(exposition(registry))
+
+
+def test_the_window_holds_tokens_per_second_from_lmx_counters_across_a_restart(
+    keyed_sim: LmxSimulator,
+) -> None:
+    """Each sample is Δ lmx_completion_tokens_total / Δt between two reads; the pair
+    around an LMX restart (its counters back to zero) gives none."""
+    clock = FakeClock()
+    store = Store(LmxState(), ExporterHealth(), clock)
+    config = Config(lmx_url=keyed_sim.url, admin_key=KEY, relay_interval=15.0)
+    reader = RelayReader(config, requests.Session(), clock, on_tokens=store.count_tokens)
+
+    def rates() -> list[float]:
+        return [rate for _, rate in store.view().state.window.samples(clock.wall)]
+
+    keyed_sim.record_request("m", completion_tokens=100)
+    assert reader.read_once()
+    assert rates() == []  # one read is no rate
+    keyed_sim.record_request("m", completion_tokens=250)
+    keyed_sim.record_request("m", completion_tokens=50)
+    clock.advance(15)
+    assert reader.read_once()
+    assert rates() == [20.0]  # 300 tokens in 15 s
+    clock.advance(10)
+    assert reader.read_once()
+    assert rates() == [20.0, 0.0]  # idle is a true zero
+
+    keyed_sim.stop()
+    keyed_sim.start()  # same port; LMX's counters restart at zero
+    keyed_sim.record_request("m", completion_tokens=40)
+    clock.advance(15)
+    assert reader.read_once()
+    assert rates() == [20.0, 0.0]  # 400 -> 40 is a restart, not -24 tokens/s
+    keyed_sim.record_request("m", completion_tokens=60)
+    clock.advance(20)
+    assert reader.read_once()
+    assert rates() == [20.0, 0.0, 3.0]
+    clock.advance(301)  # five quiet minutes later, the window has let them all go
+    assert rates() == []
 
 
 def test_relay_text_is_the_library_text_and_rendered_once_per_read(sim: LmxSimulator) -> None:

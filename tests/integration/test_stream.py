@@ -25,8 +25,8 @@ def test_events_reach_metrics(sim: LmxSimulator, make_exporter: MakeExporter) ->
     assert sim.wait_for_subscribers(1, WAIT)
     wait_for(exporter, is_open)
     sim.load_model("mlx-community/Qwen3-8B-4bit", fmt="mlx", memory_gb=4.5)
-    sim.publish_envelope("throughput", {"timestamp": 1, "tokensPerSecond": 42.0})
-    wait_for(exporter, lambda s, h: s.events.get("throughput", 0) == 1)
+    sim.publish("model_canary_passed", {"model_id": "mlx-community/Qwen3-8B-4bit"})
+    wait_for(exporter, lambda s, h: s.canaries["passed"] == 1)
 
     samples = scrape(exporter)
     assert value(samples, "opta_lmx_up") == 1.0
@@ -48,7 +48,7 @@ def test_events_reach_metrics(sim: LmxSimulator, make_exporter: MakeExporter) ->
         )
         == 1.0
     )
-    assert value(samples, "opta_lmx_throughput_tokens_per_second") == 42.0
+    assert value(samples, "opta_lmx_model_canaries_total", outcome="passed") == 1.0
     assert value(samples, "opta_lmx_events_total", event="model_readiness_changed") == 4.0
     assert value(samples, "opta_exporter_connection_state", state="open") == 1.0
     assert value(samples, "opta_exporter_resyncs_total", outcome="success") == 1.0
