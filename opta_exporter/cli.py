@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prometheus exporter for Opta LMX. Every flag has an environment twin "
         "(shown in brackets); the admin key comes from a file or OPTA_LMX_ADMIN_KEY, "
         "never from the command line.",
+        epilog="Every exported figure has a source a running LMX provides: families fed "
+        "only by inputs LMX never sends (request_completed and memory_warning events, "
+        "unnamed envelopes: per-request, TTFT, temperature and live tokens/s figures) "
+        "were retired; requests, latency and tokens are relayed from LMX's /admin/metrics, "
+        "and the throughput window is computed from its token counter. --window.size became "
+        "--window.duration. See CHANGELOG.md.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
