@@ -240,7 +240,9 @@ def exporter_health() -> Dashboard:
             "Throughput window samples",
             "none",
             Q(f"opta_lmx_throughput_window_samples{{{SEL}}}", "{{instance}}"),
-            description="Throughput samples now in the exporter's window (--window.size).",
+            description="Tokens/s samples now in the exporter's throughput window: one per"
+            " relay read after the first, kept for --window.duration (5 minutes by default)."
+            " 0 while the relay is stale.",
             span=8,
         )
     )

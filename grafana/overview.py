@@ -16,7 +16,6 @@ from grafana.panels import (
     CRASH_LOOP,
     HEALTH_STATUSES,
     MSEL,
-    NEEDS_REQUEST_EVENTS,
     RATE,
     READINESS,
     RELAYED,
@@ -34,6 +33,9 @@ from grafana.panels import (
     table_panel,
     timeseries_panel,
 )
+
+# The throughput window statistics plotted: what a reader compares at a glance.
+WINDOW_STATS = "latest|mean|p95|max"
 
 
 def overview() -> Dashboard:
@@ -72,12 +74,6 @@ def overview() -> Dashboard:
             color="blue",
             title="LMX config reloaded",
         ),
-        Annotation(
-            "Memory warning",
-            f"increase(opta_lmx_memory_warnings_total{{{SEL}}}[{RATE}]) > 0",
-            color="purple",
-            title="LMX memory warning",
-        ),
     ):
         d.annotation(annotation)
 
@@ -107,7 +103,7 @@ def overview() -> Dashboard:
             Q(f"opta_lmx_info{{{SEL}}}", "{{version}}"),
             description="LMX version from the last snapshot.",
             text_mode=common.BigValueTextMode.NAME,
-            span=4,
+            span=8,
         )
     )
     d.with_panel(
@@ -125,16 +121,6 @@ def overview() -> Dashboard:
             "none",
             Q(f"count by (job, instance) (opta_lmx_model_loaded{{{SEL}}})", "{{instance}}"),
             description="Models LMX holds in memory.",
-            span=4,
-        )
-    )
-    d.with_panel(
-        stat_panel(
-            "Temperature",
-            "celsius",
-            Q(f"opta_lmx_temperature_celsius{{{SEL}}}", "{{instance}}"),
-            description="Only when LMX's status snapshots carry it.",
-            steps=((None, "green"), (80, "orange"), (95, "red")),
             span=4,
         )
     )
@@ -331,7 +317,7 @@ def _overview_rest(d: Dashboard) -> Dashboard:
             Q(f"job_instance_model:lmx_model_requests:rate5m{{{MSEL}}}", "{{model}}"),
             Q(f"job_instance_model:lmx_model_errors:rate5m{{{MSEL}}}", "errors {{model}}"),
             description="Requests per second per model over 5 minutes." + RELAYED,
-            span=8,
+            span=12,
         )
     )
     d.with_panel(
@@ -348,21 +334,7 @@ def _overview_rest(d: Dashboard) -> Dashboard:
             ),
             description="p50/p95/p99 of request duration from LMX's histogram, over 5 minutes."
             + RELAYED,
-            span=8,
-        )
-    )
-    d.with_panel(
-        timeseries_panel(
-            "Time to first token",
-            "s",
-            Q(
-                "job_instance_model:opta_lmx_time_to_first_token_seconds:quantile_rate5m"
-                f"{{{MSEL}}}",
-                "p{{quantile}} {{model}}",
-            ),
-            description="p50/p95/p99 of time to first token, over 5 minutes."
-            + NEEDS_REQUEST_EVENTS,
-            span=8,
+            span=12,
         )
     )
 
@@ -371,15 +343,26 @@ def _overview_rest(d: Dashboard) -> Dashboard:
         timeseries_panel(
             "Tokens per second",
             TOKENS_PER_SECOND,
-            Q(f"job_instance:lmx_completion_tokens:rate5m{{{SEL}}}", "completion (counter)"),
-            Q(f"job_instance:lmx_prompt_tokens:rate5m{{{SEL}}}", "prompt (counter)"),
+            Q(f"job_instance:lmx_completion_tokens:rate5m{{{SEL}}}", "completion {{instance}}"),
+            Q(f"job_instance:lmx_prompt_tokens:rate5m{{{SEL}}}", "prompt {{instance}}"),
+            description="Completion and prompt tokens per second over 5 minutes, from LMX's"
+            " token counters." + RELAYED,
+            span=12,
+        )
+    )
+    d.with_panel(
+        timeseries_panel(
+            "Throughput window",
+            TOKENS_PER_SECOND,
             Q(
-                f'opta_lmx_throughput_window_tokens_per_second{{{SEL}, stat=~"mean|p95|max"}}',
-                "window {{stat}}",
+                f'opta_lmx_throughput_window_tokens_per_second{{{SEL}, stat=~"{WINDOW_STATS}"}}',
+                "{{stat}} {{instance}}",
             ),
-            Q(f"opta_lmx_throughput_tokens_per_second{{{SEL}}}", "latest sample"),
-            description="Token rates from LMX's counters (5 minutes) and LMX's own tokens/s"
-            " samples through the exporter's window, whose max keeps peaks between scrapes.",
+            description="Completion tokens/s between two consecutive relay reads of LMX's"
+            " counter (every --lmx.relay-interval, 15 s by default), over the exporter's"
+            " window (--window.duration, 5 minutes by default): the latest sample, the mean,"
+            " p95 and max of the window. Its max keeps a burst that a 5-minute rate flattens."
+            " No sample spans an LMX restart; empty while the relay is stale.",
             span=12,
         )
     )
@@ -389,7 +372,7 @@ def _overview_rest(d: Dashboard) -> Dashboard:
             TOKENS_PER_SECOND,
             Q(f"job_instance_model:lmx_model_tokens:rate5m{{{MSEL}}}", "{{model}}"),
             description="Completion tokens per second per model over 5 minutes." + RELAYED,
-            span=6,
+            span=18,
         )
     )
     d.with_panel(
@@ -401,7 +384,8 @@ def _overview_rest(d: Dashboard) -> Dashboard:
                 f'opta_lmx_throughput_window_tokens_per_second{{{SEL}, stat="max"}}[$__range]))',
                 "{{instance}}",
             ),
-            description="The highest throughput sample the window saw in the time range.",
+            description="The highest tokens/s sample between two relay reads in the time"
+            " range (the window's max, which holds each sample for its duration).",
             span=6,
             height=8,
         )

@@ -153,10 +153,6 @@ HEALTH_STATUSES = value_names({1: ("ok", "green"), 2: ("degraded", "red")})
 VERDICTS = value_names({1: ("healthy", "green"), 2: ("degraded", "orange"), 3: ("critical", "red")})
 SHEDDING = value_names({0: ("serving", "green"), 1: ("shedding", "red")})
 CRASH_LOOP = value_names({0: ("no", "green"), 1: ("crash loop", "red")})
-NEEDS_REQUEST_EVENTS = (
-    " Built from `request_completed` events, which LMX documents but does not emit yet:"
-    " empty until it does."
-)
 RELAYED = " From LMX's own /admin/metrics, relayed by the exporter."
 
 
