@@ -78,7 +78,7 @@ def test_every_declared_family_has_a_sample_in_an_lmx_day(
     sim.crash_loop_model("/models/before.gguf", crash_count=4)
     sim.set_agent_runs(active=1, completed=3, failed=1)
     sim.publish("config_reloaded", {"routing_aliases": 1, "memory_threshold": 85})
-    wait_for(exporter, lambda s, h: s.config_reloads == 1 and s.crashes)
+    wait_for(exporter, lambda s, h: s.config_reloads == 1 and bool(s.crashes))
     wait_for(exporter, read_since(exporter, "diagnostics"))
     seen.scrape()
 
@@ -99,7 +99,7 @@ def test_every_declared_family_has_a_sample_in_an_lmx_day(
     sim.unload_model("/models/before.gguf", emit=False)  # its event is lost
     sim.load_model("m" * 300)  # over the 256-character cap: refused, counted
     sim.publish_raw(b"event: model_loaded\ndata: {not json\n\n")
-    wait_for(exporter, lambda s, h: s.state_drift >= 1 and s.event_errors["malformed_json"])
+    wait_for(exporter, lambda s, h: s.state_drift >= 1 and s.event_errors["malformed_json"] > 0)
     reconnects = sum(exporter.store.view().health.reconnects.values())
     sim.close_streams()
     wait_for(exporter, lambda s, h: sum(h.reconnects.values()) > reconnects and is_open(s, h))
