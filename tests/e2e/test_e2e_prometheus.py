@@ -49,7 +49,6 @@ from tests.e2e.prometheus_stack import (
     REPO_RUNNING,
     REQUESTS,
     ROTATING,
-    THROUGHPUT,
     PromQLError,
     Stack,
     binary,
@@ -68,7 +67,7 @@ from tests.e2e.prometheus_stack import (
 def stack() -> Iterator[Stack]:
     binary("prometheus")
     started = time.time()
-    sim = LmxSimulator(heartbeat_interval=1.0, emit_request_events=True)
+    sim = LmxSimulator(heartbeat_interval=1.0)
     with tempfile.TemporaryDirectory(prefix="opta-e2e-") as tmp, sim:
         config = Config(
             lmx_url=sim.url,
@@ -132,7 +131,6 @@ def test_lmx_state_values(stack: Stack) -> None:
     assert api.scalar("opta_lmx_memory_threshold_ratio") == 0.9
     assert api.scalar("opta_lmx_requests_in_flight") == 3
     assert api.scalar("opta_lmx_requests_max_concurrent") == 4
-    assert api.scalar("opta_lmx_temperature_celsius") == 61.5
     loaded = {
         (labels["model"], labels["format"]) for labels, _ in api.query("opta_lmx_model_loaded")
     }
@@ -175,42 +173,25 @@ def test_lmx_event_counts(stack: Stack) -> None:
     quantize = api.by("opta_lmx_quantize_jobs_total", "outcome")
     assert quantize == {"completed": 1, "failed": 1, "cancelled": 0}
     assert api.scalar("opta_lmx_config_reloads_total") == 1
-    assert api.scalar("opta_lmx_memory_warnings_total") == 1
     events = api.by("opta_lmx_events_total", "event")
-    assert events["request_completed"] == len(REQUESTS)
-    assert events["throughput"] == len(THROUGHPUT)
-    assert events["status"] == 1
+    assert events["config_reloaded"] == 1
+    assert not {"request_completed", "memory_warning", "message"} & set(events)  # LMX as it is
 
 
-def test_request_event_values(stack: Stack) -> None:
+def test_throughput_window_is_tokens_per_second_from_lmx_counters(stack: Stack) -> None:
+    """Phase B's tokens moved LMX's counter between two relay reads: the window holds
+    real rates (exact values against a set clock: tests/integration/test_relay.py)."""
     api = stack.api
-    outcomes = Counter((r.model, "error" if r.error else "success") for r in REQUESTS)
-    got = {
-        (labels["model"], labels["outcome"]): v
-        for labels, v in api.query("opta_lmx_requests_total")
-    }
-    assert got == outcomes
-    per_model = Counter(r.model for r in REQUESTS)
-    assert api.by("opta_lmx_request_duration_seconds_count", "model") == per_model
-    assert api.by("opta_lmx_time_to_first_token_seconds_count", "model") == per_model
-    latency = api.by("opta_lmx_request_duration_seconds_sum", "model")
-    assert latency == pytest.approx(
-        {m: sum(r.latency for r in REQUESTS if r.model == m) for m in per_model}
+    wait_until(
+        "a throughput sample", lambda: bool(api.query("opta_lmx_throughput_window_samples > 0"))
     )
-    prompt = api.by("opta_lmx_prompt_tokens_total", "model")
-    assert prompt == {m: sum(r.prompt for r in REQUESTS if r.model == m) for m in per_model}
-    completion = api.by("opta_lmx_completion_tokens_total", "model")
-    assert completion == {m: sum(r.completion for r in REQUESTS if r.model == m) for m in per_model}
-
-
-def test_throughput_window_keeps_the_peak(stack: Stack) -> None:
-    api = stack.api
     stats = api.by("opta_lmx_throughput_window_tokens_per_second", "stat")
-    assert stats["max"] == max(THROUGHPUT)
-    assert stats["min"] == min(THROUGHPUT)
-    assert stats["mean"] == pytest.approx(sum(THROUGHPUT) / len(THROUGHPUT))
-    assert api.scalar("opta_lmx_throughput_window_samples") == len(THROUGHPUT)
-    assert api.scalar("opta_lmx_throughput_tokens_per_second") == THROUGHPUT[-1]
+    assert set(stats) == {"mean", "p50", "p95", "max", "min", "latest"}
+    assert 0 <= stats["min"] <= stats["p50"] <= stats["p95"] <= stats["max"]
+    assert stats["max"] > 0  # phase B's completion tokens arrived between two reads
+    completion = sum(r.completion for r in REQUESTS)
+    # no rate can exceed every token LMX ever counted arriving within one relay interval
+    assert stats["max"] <= completion / stack.exporter.config.relay_interval * 1.5
 
 
 def test_exporter_health_values(stack: Stack) -> None:
