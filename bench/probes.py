@@ -28,6 +28,7 @@ from lmx_simulator import LmxSimulator
 from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
+from opta_exporter.core.throughput import TokenCount
 from opta_exporter.daemon import Exporter
 from opta_exporter.relay.text import RelayText
 from opta_exporter.stream import transport as wire
@@ -35,6 +36,7 @@ from opta_exporter.stream.pacer import Pacer
 
 POLL = 0.01  # the harness polls the store instead of waiting on its Condition: see README
 STATUS = Path("/proc/self/status")
+FILLER_MODEL = "mlx-community/bench-filler-4bit"
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,8 @@ def fill(exporter: Exporter, models: list[str], requests_per_model: int = 20) ->
         _ingest(exporter, "model_canary_passed", model_id=model, backend="mlx", duration_sec=0.4)
         for i in range(requests_per_model):
             _request(exporter, model, i)
-    _throughput(exporter, exporter.config.window_size)
+    config = exporter.config
+    _throughput(exporter, int(config.window_duration / config.relay_interval))
 
 
 def _request(exporter: Exporter, model: str, i: int) -> None:
@@ -218,12 +221,16 @@ def _request(exporter: Exporter, model: str, i: int) -> None:
 
 
 def _throughput(exporter: Exporter, samples: int) -> None:
+    """Throughput samples as the relay makes them (LMX has no live tokens/s): reads of
+    its completion-token counter one relay interval apart, each rate one sample."""
+    interval = exporter.config.relay_interval
     for i in range(samples):
-        _ingest(
-            exporter,
-            "message",
-            type="throughput",
-            data={"timestamp": i, "tokensPerSecond": 10.0 + i % 40},
+        with exporter.store.lock:
+            before = exporter.store.state.last_tokens
+        mono, tokens = (0.0, 0.0) if before is None else (before.mono, before.completion_tokens)
+        rate = 10.0 + i % 40
+        exporter.store.count_tokens(
+            TokenCount(mono + interval, time.time(), tokens + rate * interval)
         )
 
 
@@ -256,7 +263,7 @@ def relay_cost(exporter: Exporter, reads: int) -> Json:
 def record_requests(sim: LmxSimulator, models: list[str]) -> None:
     """What LMX reports only on /admin/metrics: a request per model."""
     for model in models:
-        sim.record_request(model, latency_sec=0.3, ttft_sec=0.05)
+        sim.record_request(model, latency_sec=0.3)
 
 
 # -- the reference consumers ----------------------------------------------------------
@@ -381,9 +388,10 @@ def publish_probe(sim: LmxSimulator) -> float:
 def publish_in_window(sim: LmxSimulator, gap: float) -> float:
     """Two filler events `gap` apart make the stream busy (the second read opens a batch
     window), then the probe `gap` later lands inside that window: the longest an event
-    waits by design. Returns the probe's publish time."""
+    waits by design. The fillers are events LMX sends that change no state the probe is
+    timed by (a canary start). Returns the probe's publish time."""
     for _ in range(2):
-        sim.publish_envelope("throughput", {"timestamp": time.time(), "tokensPerSecond": 42.0})
+        sim.publish("model_canary_started", {"model_id": FILLER_MODEL, "backend": "mlx-lm"})
         threading.Event().wait(gap)
     return publish_probe(sim)
 

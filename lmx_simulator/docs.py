@@ -1,8 +1,8 @@
 """The JSON documents the LMX stand-in serves, as pure functions of its model state.
 
-Kept apart from simulator.py so the wire shapes (/admin/status, /admin/memory, the dashboard's
-`status` envelope, the /admin/metrics gauges) read in one place, free of locking and sockets;
-the simulator takes a `HostState` under its lock and hands it here.
+Kept apart from simulator.py so the wire shapes (/admin/status, /admin/memory, the
+/admin/metrics gauges) read in one place, free of locking and sockets; the simulator takes
+a `HostState` under its lock and hands it here.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ class HostState:
     models: Mapping[str, Model]
     in_flight: int
     uptime_sec: float
-    tokens_per_second: float | None
     memory_percent: float | None = None  # a usage set by a test; None: from the models
 
 
@@ -96,31 +95,6 @@ def memory_document(state: HostState) -> dict[str, object]:
             mid: {"memory_gb": m.memory_gb, "loaded": True} for mid, m in state.models.items()
         },
     }
-
-
-def status_envelope(state: HostState) -> dict[str, object]:
-    """The dashboard's full snapshot (`status` / `model_change` envelope data)."""
-    models = [
-        {
-            "id": mid,
-            "name": mid.rstrip("/").rsplit("/", 1)[-1],
-            "vram_gb": m.memory_gb,
-            "quantization": m.fmt,
-            "context_length": CONTEXT_LENGTH,
-            "loaded_at": m.loaded_at,
-        }
-        for mid, m in state.models.items()
-    ]
-    doc: dict[str, object] = {
-        "vram_used_gb": memory_split(state)[0],
-        "vram_total_gb": state.total_gb,
-        "loaded_models": models,
-        "active_requests": state.in_flight,
-        "uptime_seconds": round(state.uptime_sec, 1),
-    }
-    if state.tokens_per_second is not None:
-        doc["tokens_per_second"] = state.tokens_per_second
-    return doc
 
 
 def metrics_gauges(state: HostState) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """The stand-in's model lifecycle and request accounting: what a test or the demo does to LMX.
 
 Kept apart from simulator.py so the event sequences LMX emits on load and unload, and the
-quiet state changes it makes without any event, read in one place, away from the sockets.
+quiet state changes it makes without any event (a finished request is one: it only moves
+the /admin/metrics counters), read in one place, away from the sockets.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ class ModelLifecycle:
     _models: dict[str, docs.Model]
     _requests: RequestCounters
     _in_flight: int
-    _tokens_per_second: float | None
-    _emit_requests: bool
     _tracker: dict[str, str]
     _metal_peak_gb: float
     publish: Callable[[str, dict[str, object]], None]
@@ -112,13 +111,11 @@ class ModelLifecycle:
         completion_tokens: int = 20,
         error: bool = False,
         stream: bool = False,
-        ttft_sec: float | None = None,
-        tokens_per_second: float | None = None,
         client_id: str | None = None,
     ) -> None:
-        """Count a finished request (`client_id`: the caller's X-Client-Id header). LMX
-        itself emits no event for it, so by default neither does this;
-        emit_request_events=True sends the documented `request_completed`."""
+        """Count a finished request (`client_id`: the caller's X-Client-Id header) where
+        LMX counts it: /admin/metrics, /admin/metrics/json, /admin/diagnostics and the
+        model's entry in /admin/models. Like LMX, it publishes no event."""
         with self._cond:
             self._requests.record(
                 model_id,
@@ -132,20 +129,6 @@ class ModelLifecycle:
             if (model := self._models.get(model_id)) is not None:
                 model.request_count += 1
                 model.last_used_at = time.time()
-            if tokens_per_second is not None:
-                self._tokens_per_second = tokens_per_second
-        if self._emit_requests:
-            optional = {"ttft_sec": ttft_sec, "tokens_per_second": tokens_per_second}
-            self._emit(
-                "request_completed",
-                model_id=model_id,
-                latency_sec=latency_sec,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                stream=stream,
-                error=error,
-                **{k: v for k, v in optional.items() if v is not None},
-            )
 
     def set_in_flight(self, n: int) -> None:
         with self._cond:

@@ -2,8 +2,9 @@
 
 The defaults reproduce a running LMX, quirks included (silent connect, zombie subscribers,
 a 200-with-no-body past the subscriber limit, unescaped label values on /admin/metrics);
-each quirk has a switch. Tests drive it through methods; `python -m lmx_simulator`
-runs the live demo scenario (demo.py).
+each quirk has a switch. It streams only the events LMX's code sends: a request is counted
+on /admin/metrics and sends nothing, and there is no live tokens/s figure anywhere. Tests
+drive it through methods; `python -m lmx_simulator` runs the live demo scenario (demo.py).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
         version: str = "0.1.0",
         memory_total_gb: float = 512.0,
         max_concurrent_requests: int = 4,
-        emit_request_events: bool = False,
         metal: bool = True,
         load_shedding_percent: float = 95.0,
     ) -> None:
@@ -63,11 +63,10 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
             zombie_on_overflow=zombie_on_overflow,
         )
         self._version, self._total_gb = version, memory_total_gb
-        self._max_concurrent, self._emit_requests = max_concurrent_requests, emit_request_events
+        self._max_concurrent = max_concurrent_requests
         self._models: dict[str, docs.Model] = {}
         self._requests = RequestCounters()
         self._in_flight = 0
-        self._tokens_per_second: float | None = None
         self._started_at = time.time()
         self._requests_seen: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=REQUESTS_KEPT)
         self._tracker: dict[str, str] = {}
@@ -145,15 +144,9 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
         """A named event as LMX frames it: `json.dumps` on one line, non-ASCII escaped."""
         self._hub.publish(f"event: {event_type}\ndata: {json.dumps(data)}\n\n".encode())
 
-    def publish_envelope(self, type_: str, data: dict[str, object]) -> None:
-        """The dashboard dialect: an unnamed event whose data is {"type", "data"}."""
-        self._hub.publish(f"data: {json.dumps({'type': type_, 'data': data})}\n\n".encode())
-
     def publish_raw(self, frame: bytes) -> None:
+        """Any bytes as one frame: for tests that make the stream misbehave on purpose."""
         self._hub.publish(frame)
-
-    def publish_status_envelope(self) -> None:
-        self.publish_envelope("status", self.status_envelope())
 
     # -- observation -------------------------------------------------------------------
     def subscriber_count(self) -> int:
@@ -203,7 +196,6 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
             models=self._models,
             in_flight=self._in_flight,
             uptime_sec=time.time() - self._started_at,
-            tokens_per_second=self._tokens_per_second,
             memory_percent=self._memory_percent,
         )
 
@@ -214,11 +206,6 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
     def memory_document(self) -> dict[str, object]:
         with self._cond:
             return docs.memory_document(self._state())
-
-    def status_envelope(self) -> dict[str, object]:
-        """The dashboard's full snapshot (`status` / `model_change` envelope data)."""
-        with self._cond:
-            return docs.status_envelope(self._state())
 
     def metrics_text(self) -> str:
         """LMX's own exposition, defect included (see metrics.py)."""

@@ -10,6 +10,24 @@ from typing import Any
 
 from lmx_simulator import LmxSimulator
 
+# Every event type a running LMX sends (lmx-protocol.md's table, less the never-sent ones).
+LMX_EVENT_TYPES = frozenset({
+    "model_loaded",
+    "model_unloaded",
+    "model_canary_started",
+    "model_canary_passed",
+    "model_canary_failed",
+    "model_readiness_changed",
+    "model_compatibility_recorded",
+    "model_ttl_evicted",
+    "download_completed",
+    "download_failed",
+    "download_cancelled",
+    "quantize_progress",
+    "config_reloaded",
+    "heartbeat",
+})  # fmt: skip
+
 
 class RawClient:
     """A minimal HTTP/1.1 client that shows chunk boundaries and times out cleanly."""
@@ -97,5 +115,6 @@ class Harness:
 
 
 def event(chunk: bytes) -> tuple[str, dict[str, Any]]:
+    """(event type, data) of one named event's chunk."""
     head, data = chunk.decode().rstrip("\n").split("\n")
     return head.removeprefix("event: "), json.loads(data.removeprefix("data: "))

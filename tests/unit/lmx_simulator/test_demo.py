@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -14,9 +15,20 @@ from pathlib import Path
 import pytest
 import requests
 
+from lmx_simulator import LmxSimulator
 from lmx_simulator.demo import MAIN_MODEL, ODD_MODEL, DemoScenario, main, run_demo
 from tests.helpers import ROOT
-from tests.unit.lmx_simulator.harness import Harness, event
+from tests.unit.lmx_simulator.harness import LMX_EVENT_TYPES, Harness, event
+
+END = "test_end"  # the test's own marker, published after the scenario
+RELAY_READ_TICKS = 150  # the exporter's default 15 s between reads of /admin/metrics
+
+
+def completion_tokens(sim: LmxSimulator) -> int:
+    text = requests.get(f"{sim.url}/admin/metrics", timeout=3).text
+    found = re.search(r"^lmx_completion_tokens_total (\d+)$", text, re.MULTILINE)
+    assert found is not None
+    return int(found[1])
 
 
 def test_run_demo_produces_a_live_scenario(h: Harness) -> None:
@@ -28,12 +40,8 @@ def test_run_demo_produces_a_live_scenario(h: Harness) -> None:
     thread.start()
     try:
         loaded: set[str] = set()
-        envelopes: set[str] = set()
-        while len(loaded) < 2 or envelopes != {"status", "throughput"}:
-            chunk = c.read_chunk()
-            if chunk.startswith(b"data: "):
-                envelopes.add(json.loads(chunk[6:])["type"])
-            elif (item := event(chunk))[0] == "model_loaded":
+        while len(loaded) < 2:
+            if (item := event(c.read_chunk()))[0] == "model_loaded":
                 loaded.add(item[1]["model_id"])
     finally:
         stop.set()
@@ -42,28 +50,44 @@ def test_run_demo_produces_a_live_scenario(h: Harness) -> None:
     assert loaded == {MAIN_MODEL, ODD_MODEL}
 
 
-def test_demo_scenario_covers_every_kind_of_event(h: Harness) -> None:
+def test_demo_scenario_covers_lmx_events_and_no_others(h: Harness) -> None:
     sim = h.sim(queue_size=100_000)
     c = h.client(sim)
     assert sim.wait_for_subscribers(1)
     scenario = DemoScenario(sim, random.Random(3))
-    for tick in range(1300):  # two minutes of demo, stepped without its pacing
+    for tick in range(1500):  # two and a half minutes of demo, stepped without its pacing
         scenario.step(tick)
-    sim.publish("end", {})
-    names: set[str] = set()
-    while "end" not in names:
-        chunk = c.read_chunk()
-        names.add("envelope" if chunk.startswith(b"data: ") else event(chunk)[0])
+    sim.publish(END, {})
+    seen: list[tuple[str, dict[str, object]]] = []
+    while (item := event(c.read_chunk()))[0] != END:
+        seen.append(item)
+    names = {name for name, _ in seen}
+    assert names <= LMX_EVENT_TYPES
     assert names >= {
         "model_loaded",
         "model_unloaded",
         "model_ttl_evicted",
-        "download_progress",
+        "model_readiness_changed",
         "download_completed",
+        "download_failed",
         "quantize_progress",
         "config_reloaded",
-        "envelope",
     }
+    assert any(data.get("state") == "quarantined" for _, data in seen)
+
+
+def test_demo_requests_grow_the_completion_token_counter_at_a_varying_rate(h: Harness) -> None:
+    """What an exporter reading /admin/metrics every 15 s turns into tokens/s."""
+    sim = h.sim()
+    scenario = DemoScenario(sim, random.Random(5))
+    counts = [completion_tokens(sim)]
+    for first in range(0, 4 * RELAY_READ_TICKS, RELAY_READ_TICKS):
+        for tick in range(first, first + RELAY_READ_TICKS):
+            scenario.step(tick)
+        counts.append(completion_tokens(sim))
+    grown = [after - before for before, after in itertools.pairwise(counts)]
+    assert min(grown) > 0
+    assert len(set(grown)) > 1
 
 
 def test_demo_main_rejects_a_missing_key_file(tmp_path: Path) -> None:

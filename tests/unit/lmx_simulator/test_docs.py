@@ -1,9 +1,8 @@
 """The LMX stand-in against real sockets: the JSON documents (lmx_simulator/docs.py) --
-/admin/status and /admin/memory follow the model state; the dashboard's status envelope."""
+/admin/status and /admin/memory follow the model state."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import requests
@@ -42,16 +41,3 @@ def test_status_and_memory_follow_the_model_state(h: Harness) -> None:
     }
     sim.set_models({"c": 1.0})
     assert requests.get(f"{sim.url}/admin/status", timeout=3).json()["models"] == ["c"]
-
-
-def test_status_envelope_carries_the_dashboard_snapshot(h: Harness) -> None:
-    sim = h.sim()
-    c = h.client(sim)
-    assert sim.wait_for_subscribers(1)
-    sim.load_model("org/model-4bit", memory_gb=4.0, emit=False)
-    sim.publish_status_envelope()
-    envelope = json.loads(c.read_chunk().decode().removeprefix("data: "))
-    assert envelope["type"] == "status"
-    assert envelope["data"]["loaded_models"][0]["id"] == "org/model-4bit"
-    assert envelope["data"]["loaded_models"][0]["name"] == "model-4bit"
-    assert envelope["data"]["vram_used_gb"] == 6.0

@@ -1,7 +1,9 @@
 """The LMX stand-in against real sockets: the model lifecycle (lmx_simulator/models.py) --
-the load sequence LMX streams, the unload event, the request-events switch."""
+the load sequence LMX streams, the unload event, a request that publishes nothing."""
 
 from __future__ import annotations
+
+import requests
 
 from tests.helpers import LOAD_SEQUENCE
 from tests.unit.lmx_simulator.harness import Harness, event
@@ -36,12 +38,23 @@ def test_load_streams_lmx_sequence_and_unload_sends_one_event(h: Harness) -> Non
     )
 
 
-def test_request_events_switch(h: Harness) -> None:
-    sim = h.sim(emit_request_events=True)
+def test_a_request_moves_the_counters_and_publishes_nothing(h: Harness) -> None:
+    sim = h.sim()
     c = h.client(sim)
     assert sim.wait_for_subscribers(1)
-    sim.record_request("m", latency_sec=1.0, ttft_sec=0.1)
-    name, data = event(c.read_chunk())
-    assert name == "request_completed"
-    assert data["ttft_sec"] == 0.1
-    assert "tokens_per_second" not in data
+    sim.load_model("m", emit=False)
+    sim.record_request(
+        "m", latency_sec=1.0, prompt_tokens=5, completion_tokens=1, stream=True, client_id="cli"
+    )
+    sim.publish("config_reloaded", {})  # the next thing on the stream: nothing came before
+    assert event(c.read_chunk())[0] == "config_reloaded"
+    totals = requests.get(f"{sim.url}/admin/metrics/json", timeout=3).json()
+    assert (
+        totals["total_requests"],
+        totals["total_stream_requests"],
+        totals["total_prompt_tokens"],
+        totals["total_completion_tokens"],
+        totals["per_client"],
+    ) == (1, 1, 5, 1, {"cli": {"requests": 1, "errors": 0, "completion_tokens": 1}})
+    (entry,) = requests.get(f"{sim.url}/admin/models", timeout=3).json()["loaded"]
+    assert entry["request_count"] == 1
