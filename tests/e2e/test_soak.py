@@ -101,15 +101,18 @@ class Plan:
         return Send("model_loaded", payload, Effect("load", model, gb))
 
     def request(self) -> Send:
+        """The bulk of the stream: a compatibility check, as LMX records one per load and
+        per canary (a running LMX sends no event per request)."""
         rng = self.rng
         payload: dict[str, object] = {
             "model_id": rng.choice(POOL),
-            "latency_sec": round(rng.uniform(0.01, 40.0), 3),
-            "prompt_tokens": rng.randrange(1, 4000),
-            "completion_tokens": rng.randrange(0, 2000),
-            "error": rng.random() < 0.05,
+            "backend": rng.choice(["mlx", "gguf"]),
+            "outcome": "fail" if rng.random() < 0.05 else "pass",
+            "reason": "",
+            "ts": time.time(),
+            "metadata": {},
         }
-        return Send("request_completed", payload)
+        return Send("model_compatibility_recorded", payload)
 
     def event(self, tainted: set[str]) -> Step:
         roll = self.rng.random()
@@ -168,7 +171,7 @@ def expected_counts(lmx: FaultyLmx, plan: Plan) -> dict[str, dict[tuple[str, ...
     out: dict[str, Counter[tuple[str, ...]]] = {
         "opta_lmx_events_total": Counter({(name,): float(n) for name, n in events.items()}),
     }
-    for key in ("loads", "unloads", "requests", "prompt", "completion", "count"):
+    for key in ("loads", "unloads", "checks"):
         out[key] = Counter()
     for step in sent:
         data = step.payload
@@ -176,19 +179,12 @@ def expected_counts(lmx: FaultyLmx, plan: Plan) -> dict[str, dict[tuple[str, ...
             out["loads"][(str(data["format"]), str(data["model_id"]))] += 1  # by label name
         elif step.name == "model_unloaded":
             out["unloads"][(str(data["reason"]),)] += 1
-        elif step.name == "request_completed":
-            model = str(data["model_id"])
-            out["requests"][(model, "error" if data["error"] else "success")] += 1
-            out["prompt"][(model,)] += int(str(data["prompt_tokens"]))
-            out["completion"][(model,)] += int(str(data["completion_tokens"]))
-            out["count"][(model,)] += 1
+        elif step.name == "model_compatibility_recorded":
+            out["checks"][(str(data["backend"]), str(data["outcome"]))] += 1
     names = {
         "loads": "opta_lmx_model_loads_total",
         "unloads": "opta_lmx_model_unloads_total",
-        "requests": "opta_lmx_requests_total",
-        "prompt": "opta_lmx_prompt_tokens_total",
-        "completion": "opta_lmx_completion_tokens_total",
-        "count": "opta_lmx_request_duration_seconds_count",
+        "checks": "opta_lmx_model_compatibility_checks_total",
     }
     return {names.get(k, k): {key: float(n) for key, n in c.items()} for k, c in out.items()}
 
