@@ -185,7 +185,8 @@ def _ingest(exporter: Exporter, name: str, **data: object) -> None:
 
 def fill(exporter: Exporter, models: list[str], requests_per_model: int = 20) -> None:
     """A state with every per-model series and histogram populated, through the store's
-    public ingest: a load, readiness, canary and requests per model, throughput window full."""
+    public ingest: a load, readiness, canary and compatibility checks per model (what LMX
+    sends; requests are relayed, not events), throughput window full."""
     for n, model in enumerate(models):
         _ingest(
             exporter, "model_loaded", model_id=model, format="mlx", memory_gb=4.0, duration_sec=3.0
@@ -202,22 +203,18 @@ def fill(exporter: Exporter, models: list[str], requests_per_model: int = 20) ->
         )
         _ingest(exporter, "model_canary_passed", model_id=model, backend="mlx", duration_sec=0.4)
         for i in range(requests_per_model):
-            _request(exporter, model, i)
+            _activity(exporter, model, i)
     config = exporter.config
     _throughput(exporter, int(config.window_duration / config.relay_interval))
 
 
-def _request(exporter: Exporter, model: str, i: int) -> None:
-    _ingest(
-        exporter,
-        "request_completed",
-        model_id=model,
-        latency_sec=0.05 * (i % 40 + 1),
-        prompt_tokens=100,
-        completion_tokens=50,
-        error=i % 10 == 0,
-        ttft_sec=0.01 * (i % 40 + 1),
-    )
+def _activity(exporter: Exporter, model: str, i: int) -> None:
+    """What LMX sends about a loaded model: a compatibility check and a canary (its
+    duration moves a histogram series)."""
+    outcome = "fail" if i % 10 == 0 else "pass"
+    _ingest(exporter, "model_compatibility_recorded", model_id=model, backend="mlx",
+            outcome=outcome, reason="", ts=1.0, metadata={})  # fmt: skip
+    _ingest(exporter, "model_canary_passed", model_id=model, duration_sec=0.05 * (i % 40 + 1))
 
 
 def _throughput(exporter: Exporter, samples: int) -> None:
@@ -235,10 +232,10 @@ def _throughput(exporter: Exporter, samples: int) -> None:
 
 
 def traffic(exporter: Exporter, models: list[str], step: int) -> None:
-    """What a busy LMX changes between two scrapes: a request done on each of a few
-    models (their counters and histogram series), and throughput samples."""
+    """What a busy LMX changes between two scrapes: activity on each of a few models
+    (counters and histogram series), and throughput samples."""
     for model in models:
-        _request(exporter, model, step)
+        _activity(exporter, model, step)
     _throughput(exporter, 10)
 
 

@@ -1,8 +1,9 @@
 """Realistic LMX event frames: the mix, the models and the size LMX's stream carries.
 
-70 % `request_completed`, 20 % dashboard throughput envelopes (unnamed events), 10 %
-`model_readiness_changed`, over 100 models, framed as LMX frames them (`json.dumps` on one
-line); ~165 bytes an event. Deterministic for a seed, so every consumer reads the same bytes.
+Only event types a running LMX sends (it sends none per request): 50 %
+`model_compatibility_recorded`, 40 % `model_readiness_changed`, 10 % `model_canary_passed`,
+over 100 models, framed as LMX frames them (`json.dumps` on one line); ~197 bytes an
+event. Deterministic for a seed, so every consumer reads the same bytes.
 """
 
 from __future__ import annotations
@@ -18,21 +19,25 @@ SEED = 9
 T0 = 1_760_000_000.0
 
 
-def _request(rng: random.Random, i: int) -> bytes:
+def _compatibility(rng: random.Random, i: int) -> bytes:
     data = {
         "model_id": rng.choice(MODELS),
-        "latency_sec": round(rng.lognormvariate(0.0, 1.0), 3),
-        "prompt_tokens": rng.randint(8, 4096),
-        "completion_tokens": rng.randint(1, 1024),
-        "error": rng.random() < 0.03,
-        "ttft_sec": round(rng.uniform(0.02, 0.8), 3),
+        "backend": rng.choice(("mlx", "gguf")),
+        "outcome": "fail" if rng.random() < 0.03 else "pass",
+        "reason": "",
+        "ts": round(T0 + i / 1000, 3),
+        "metadata": {"source": "canary", "attempt": rng.randint(1, 3)},
     }
-    return f"event: request_completed\ndata: {json.dumps(data)}\n\n".encode()
+    return f"event: model_compatibility_recorded\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _throughput(rng: random.Random, i: int) -> bytes:
-    data = {"timestamp": int(T0 * 1000) + 40 * i, "tokensPerSecond": round(rng.uniform(5, 90), 2)}
-    return f"data: {json.dumps({'type': 'throughput', 'data': data})}\n\n".encode()
+def _canary(rng: random.Random, i: int) -> bytes:
+    data = {
+        "model_id": rng.choice(MODELS),
+        "backend": "mlx-lm",
+        "duration_sec": round(rng.lognormvariate(0.0, 1.0), 3),
+    }
+    return f"event: model_canary_passed\ndata: {json.dumps(data)}\n\n".encode()
 
 
 def _readiness(rng: random.Random, i: int) -> bytes:
@@ -54,7 +59,7 @@ def frames(count: int, seed: int = SEED) -> list[bytes]:
     out = []
     for i in range(count):
         roll = rng.random()
-        make = _request if roll < 0.7 else _throughput if roll < 0.9 else _readiness
+        make = _compatibility if roll < 0.5 else _readiness if roll < 0.9 else _canary
         out.append(make(rng, i))
     return out
 

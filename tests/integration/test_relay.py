@@ -110,6 +110,31 @@ def test_simulator_stopped_then_restarted(keyed_sim: LmxSimulator) -> None:
     promtool_check(exposition(registry))
 
 
+def test_two_hundred_client_ids_stay_within_the_cap(keyed_sim: LmxSimulator) -> None:
+    """Any caller sets X-Client-Id: 200 callers of the simulator give LMX 200 `client`
+    series per family; the relay keeps the first --max-models of each and counts the rest."""
+    for i in range(200):
+        keyed_sim.record_request("m", completion_tokens=1, client_id=f"caller-{i:03d}")
+    config = Config(lmx_url=keyed_sim.url, admin_key=KEY, max_models=100)
+    reader = RelayReader(config, requests.Session(), FakeClock())
+    registry = registry_for(reader)
+    assert reader.read_once()
+    for family in ("lmx_client_requests_total", "lmx_client_tokens_total"):
+        clients = {
+            s.labels["client"]
+            for metric in registry.collect()
+            for s in metric.samples
+            if s.name == family
+        }
+        assert len(clients) == 100, family
+    dropped = registry.get_sample_value(
+        "opta_exporter_relay_samples_dropped_total", {"reason": "cap"}
+    )
+    assert dropped == 200  # 100 refused callers x the two families they appear in
+    assert reader.read_once()  # the same callers again: the same 100 kept, sticky
+    assert registry.get_sample_value("lmx_client_requests_total", {"client": "caller-000"}) == 1
+
+
 def test_the_window_holds_tokens_per_second_from_lmx_counters_across_a_restart(
     keyed_sim: LmxSimulator,
 ) -> None:
