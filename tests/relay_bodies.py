@@ -146,3 +146,23 @@ def assert_reads_as_the_library(body: str) -> None:
     for name, (kind, help_text, rows) in theirs.items():
         assert ours[name][:2] == (kind, help_text), name
         assert repr(ours[name][2]) == repr(rows), name  # repr: NaN equals NaN
+
+
+def tokens_body(tokens: str | None, uptime: str | None = None) -> str:
+    """An LMX /admin/metrics body as LMX writes it, with its completion-token counter and
+    uptime gauge as given (the text of the value) or left out (None)."""
+    lines = [HEAD, "# HELP lmx_prompt_tokens_total Total prompt tokens processed."]
+    lines += ["# TYPE lmx_prompt_tokens_total counter", "lmx_prompt_tokens_total 640"]
+    if tokens is not None:
+        lines += [
+            "# HELP lmx_completion_tokens_total Total completion tokens generated.",
+            "# TYPE lmx_completion_tokens_total counter",
+            f"lmx_completion_tokens_total {tokens}",
+        ]
+    if uptime is not None:
+        lines += [
+            "# HELP lmx_uptime_seconds Server uptime.",
+            "# TYPE lmx_uptime_seconds gauge",
+            f"lmx_uptime_seconds {uptime}",
+        ]
+    return "\n".join([*lines, TAIL]) + "\n"

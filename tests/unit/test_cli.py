@@ -29,6 +29,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--web.listen-address", "nope"], "--web.listen-address"),
         (["--log.level", "chatty"], "--log.level"),
         (["--backoff.base", "10s", "--backoff.cap", "1s"], "--backoff.cap"),
+        (["--window.duration", "0s"], "--window.duration"),
         (["--lmx.admin-key-file", "/nonexistent/opta/admin-key"], "--lmx.admin-key-file"),
     ],
 )
@@ -51,6 +52,21 @@ def test_cli_invalid_value_exits_2_with_one_line(
     assert flag_name in captured.err
     assert built == []  # nothing was started
     assert threading.active_count() == threads_before
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_the_retired_window_size_flag_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--window.duration replaced it: a sample count means nothing once samples come one
+    per relay read, so an old unit file fails loudly instead of being half-understood."""
+    built: list[object] = []
+    monkeypatch.setattr(cli, "Exporter", lambda *a, **k: built.append(a))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--window.size", "300"])
+    assert info.value.code == 2
+    assert "--window.size" in capsys.readouterr().err
+    assert built == []
 
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:

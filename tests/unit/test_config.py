@@ -37,7 +37,7 @@ def test_defaults() -> None:
     assert config.heartbeat_interval == 30.0
     assert config.stale_timeout == 45.0
     assert config.snapshot_interval == 60.0
-    assert config.window_size == 300
+    assert config.window_duration == 300.0  # five minutes of tokens/s samples
     assert config.backoff_base == 1.0
     assert config.backoff_cap == 30.0
     assert config.max_models == 100
@@ -99,7 +99,9 @@ VALID: list[tuple[str, str, str, object]] = [
     ("listen_address", "127.0.0.1:9999", "listen_host", "127.0.0.1"),
     ("listen_address", "[::1]:9100", "listen_host", "::1"),
     ("telemetry_path", "/probe/metrics", "telemetry_path", "/probe/metrics"),
-    ("window_size", "50", "window_size", 50),
+    ("window_duration", "10m", "window_duration", 600.0),
+    ("window_duration", "90", "window_duration", 90.0),
+    ("window_duration", "1500ms", "window_duration", 1.5),
     ("backoff_base", "2s", "backoff_base", 2.0),
     ("backoff_cap", "1m", "backoff_cap", 60.0),
     ("max_models", "7", "max_models", 7),
@@ -135,8 +137,8 @@ def test_valid_flag_hides_invalid_env_twin() -> None:
 
 
 def test_invalid_env_twin_names_the_flag() -> None:
-    with pytest.raises(ConfigError, match=re.escape("--window.size")):
-        config_from_values({}, {"OPTA_EXPORTER_WINDOW_SIZE": "many"})
+    with pytest.raises(ConfigError, match=re.escape("--window.duration")):
+        config_from_values({}, {"OPTA_EXPORTER_WINDOW_DURATION": "a while"})
 
 
 # -- durations ---------------------------------------------------------------------------
@@ -179,10 +181,10 @@ INVALID: list[tuple[str, dict[str, str], str]] = [
     ("unknown unit", {"snapshot_interval": "5d"}, "--lmx.snapshot-interval"),
     ("zero backoff base", {"backoff_base": "0"}, "--backoff.base"),
     ("negative backoff cap", {"backoff_cap": "-1s"}, "--backoff.cap"),
+    ("zero window", {"window_duration": "0"}, "--window.duration"),
+    ("negative window", {"window_duration": "-5m"}, "--window.duration"),
+    ("word window", {"window_duration": "300 samples"}, "--window.duration"),
     # counts
-    ("zero window", {"window_size": "0"}, "--window.size"),
-    ("negative window", {"window_size": "-3"}, "--window.size"),
-    ("fractional window", {"window_size": "1.5"}, "--window.size"),
     ("zero max models", {"max_models": "0"}, "--max-models"),
     ("word max models", {"max_models": "many"}, "--max-models"),
     # listen address

@@ -7,6 +7,7 @@ import threading
 from opta_exporter.core.events import SseEvent
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
+from opta_exporter.core.throughput import TokenCount
 from opta_exporter.store import Store
 from tests.fakes import FakeClock
 from tests.helpers import example_snapshot
@@ -90,6 +91,45 @@ def test_reconcile_counts_success_and_failure() -> None:
     assert view.health.resyncs == {"success": 1.0, "failure": 1.0}
     assert not store.disagrees(example_snapshot({MODEL: 4.0}), store.seq())
     assert store.disagrees(example_snapshot({}), store.seq())
+
+
+def test_token_reads_feed_the_window_and_a_view_keeps_its_own_copy() -> None:
+    clock = FakeClock()
+    store = make(clock)
+    store.count_tokens(TokenCount(clock.mono, clock.wall, 1000.0, 60.0))
+    assert store.view().state.window.samples(clock.wall) == []  # one read: no rate yet
+    clock.advance(15)
+    store.count_tokens(TokenCount(clock.mono, clock.wall, 1300.0, 75.0))
+    view = store.view()
+    assert view.state.window.samples(view.wall) == [(clock.wall, 20.0)]
+    assert view.state.last_tokens == TokenCount(clock.mono, clock.wall, 1300.0, 75.0)
+    clock.advance(15)
+    store.count_tokens(TokenCount(clock.mono, clock.wall, 1450.0, 90.0))
+    assert view.state.window.samples(clock.wall) == [(clock.wall - 15, 20.0)]  # unchanged
+    assert [rate for _, rate in store.view().state.window.samples(clock.wall)] == [20.0, 10.0]
+
+
+def test_wait_for_wakes_on_a_token_read_from_another_thread() -> None:
+    clock = FakeClock()
+    store = make(clock)
+    store.count_tokens(TokenCount(clock.mono - 15, clock.wall - 15, 0.0))
+    writer = threading.Thread(
+        target=store.count_tokens, args=(TokenCount(clock.mono, clock.wall, 150.0),)
+    )
+    waiting = threading.Event()
+
+    def predicate(state: LmxState, health: ExporterHealth) -> bool:
+        waiting.set()
+        return len(state.window) == 1
+
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(store.wait_for(predicate, 10.0)))
+    waiter.start()
+    assert waiting.wait(10.0)
+    writer.start()
+    writer.join(10.0)
+    waiter.join(10.0)
+    assert result == [True]
 
 
 def test_wait_for_wakes_on_a_change_from_another_thread() -> None:

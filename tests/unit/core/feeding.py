@@ -1,5 +1,6 @@
 """Feeding LMX events into an LmxState and seeing what changed: what the core unit tests
-share (the real load sequence, a busy state, every counter sample, the changes an event made)."""
+share (the real load sequence, a busy state, every counter sample, the changes an event made,
+relay reads of LMX's completion-token counter for the throughput window)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from opta_exporter.core.events import EventError
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.ingest import ingest
 from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.throughput import TokenCount
 from opta_exporter.core.window import ThroughputWindow
 from tests.helpers import FIXTURES, read_sse
 
@@ -35,8 +37,12 @@ def apply_ok(state: LmxState, name: str, data: object, now: float = NOW) -> None
     assert error is None, error
 
 
-def envelope(kind: object, data: object) -> dict[str, object]:
-    return {"type": kind, "data": data}
+def read_tokens(
+    state: LmxState, mono: float, tokens: float, uptime: float | None = None
+) -> float | None:
+    """One relay read of LMX's lmx_completion_tokens_total, `mono` seconds into the test
+    (the wall clock runs alongside from NOW): the rate it adds to the window, if any."""
+    return state.count_tokens(TokenCount(mono, NOW + mono, tokens, uptime))
 
 
 # Counted separately (events, event_errors) or pure bookkeeping (ordering marks, label
@@ -67,7 +73,7 @@ def observable(s: LmxState) -> dict[str, object]:
         if isinstance(value, HistogramFamily):
             out[name] = {k: (sum(v.counts), v.total) for k, v in value.series.items()}
         elif isinstance(value, ThroughputWindow):
-            out[name] = value.copy()
+            out[name] = value.samples(-math.inf)  # every sample kept, whatever its age
         elif isinstance(value, dict):
             out[name] = {
                 k: v for k, v in value.items() if not (name in ZERO_INITIALISED and v == 0)
@@ -91,12 +97,9 @@ COUNTER_TABLES = (
     "compat",
     "downloads",
     "quantize_jobs",
-    "requests",
-    "prompt_tokens",
-    "completion_tokens",
 )
-SCALAR_COUNTERS = ("config_reloads", "memory_warnings", "state_drift")
-HISTOGRAMS = ("load_duration", "canary_duration", "download_duration", "request_duration", "ttft")
+SCALAR_COUNTERS = ("config_reloads", "state_drift")
+HISTOGRAMS = ("load_duration", "canary_duration", "download_duration")
 
 
 def counters(s: LmxState) -> dict[str, float]:
@@ -147,39 +150,24 @@ def busy_state() -> LmxState:
         "model_readiness_changed",
         {"model_id": M2, "state": "quarantined", "crash_count": 3},
     )
-    apply_ok(state, "quantize_progress", {"model_id": M, "status": "quantizing", "percent": 20})
+    apply_ok(state, "quantize_progress", {"model_id": M, "status": "completed", "percent": 100})
     apply_ok(state, "config_reloaded", {"memory_threshold": 85})
     apply_ok(
         state,
-        "request_completed",
-        {
-            "model_id": M,
-            "latency_sec": 0.5,
-            "ttft_sec": 0.1,
-            "prompt_tokens": 10,
-            "completion_tokens": 20,
-            "tokens_per_second": 40.0,
-        },
+        "download_completed",
+        {"download_id": "d1", "repo_id": REPO, "local_path": "/m", "duration_sec": 95.0},
     )
-    apply_ok(state, "message", envelope("throughput", {"tokensPerSecond": 33.0}))
-    apply_ok(
-        state,
-        "message",
-        envelope(
-            "status",
-            {
-                "vram_used_gb": 20.0,
-                "vram_total_gb": 512.0,
-                "active_requests": 1,
-                "temperature_celsius": 41.0,
-            },
-        ),
-    )
+    # two relay reads of LMX's completion-token counter: one rate (10 tokens/s) in the window
+    read_tokens(state, 0.0, 1000.0, uptime=100.0)
+    read_tokens(state, 15.0, 1150.0, uptime=115.0)
     state.reconcile(
         Snapshot(
             version="0.1.0",
             uptime_seconds=100.0,
+            memory_total_gb=512.0,
+            memory_used_gb=20.0,
             memory_available_gb=400.0,
+            in_flight=1,
             max_concurrent=4,
             models={M: 4.62, M2: 8.0},
         ),

@@ -17,15 +17,14 @@ from opta_exporter.core.events import (
 
 MODEL = "mlx-community/Qwen3-8B-4bit"
 
-ACCEPTED: list[tuple[str, str, str, str, dict[str, Any], bool]] = [
-    # id, SSE name, data text, expected kind, expected data, envelope?
+ACCEPTED: list[tuple[str, str, str, str, dict[str, Any]]] = [
+    # id, SSE name, data text, expected kind, expected data
     (
         "named model_loaded",
         "model_loaded",
         f'{{"model_id": "{MODEL}", "format": "mlx", "memory_gb": 4.62, "duration_sec": 2.41}}',
         "model_loaded",
         {"model_id": MODEL, "format": "mlx", "memory_gb": 4.62, "duration_sec": 2.41},
-        False,
     ),
     (
         "named heartbeat",
@@ -33,24 +32,28 @@ ACCEPTED: list[tuple[str, str, str, str, dict[str, Any], bool]] = [
         '{"timestamp": 1718000000.5}',
         "heartbeat",
         {"timestamp": 1718000000.5},
-        False,
     ),
-    ("named empty object", "model_ttl_evicted", "{}", "model_ttl_evicted", {}, False),
+    ("named empty object", "model_ttl_evicted", "{}", "model_ttl_evicted", {}),
     (
         "unknown named type passes through",
         "agent_run_started",
         '{"agent": "planner"}',
         "agent_run_started",
         {"agent": "planner"},
-        False,
     ),
     (
-        "named event that looks like an envelope stays named",
+        "never-sent request_completed passes through as it is",
+        "request_completed",
+        '{"model_id": "m", "latency_sec": 0.5}',
+        "request_completed",
+        {"model_id": "m", "latency_sec": 0.5},
+    ),
+    (
+        "a named event that looks like an old envelope stays as it is",
         "model_loaded",
         '{"type": "status", "data": {}}',
         "model_loaded",
         {"type": "status", "data": {}},
-        False,
     ),
     (
         "whitespace around the JSON",
@@ -58,56 +61,30 @@ ACCEPTED: list[tuple[str, str, str, str, dict[str, Any], bool]] = [
         '  {"timestamp": 1}  ',
         "heartbeat",
         {"timestamp": 1},
-        False,
+    ),
+    # An unnamed event (SSE type `message`) is no LMX event: its object is taken as it is,
+    # with no {type, data} unwrapping.
+    (
+        "unnamed object is a message event",
+        "message",
+        '{"model_id": "m"}',
+        "message",
+        {"model_id": "m"},
     ),
     (
-        "status envelope",
+        "unnamed old-dialect envelope is not unwrapped",
         "message",
-        '{"type": "status", "data": {"vram_used_gb": 61.2, "active_requests": 1,'
-        ' "loaded_models": [{"id": "m", "name": "M"}]}}',
-        "status",
-        {"vram_used_gb": 61.2, "active_requests": 1, "loaded_models": [{"id": "m", "name": "M"}]},
-        True,
-    ),
-    (
-        "model_change envelope",
+        '{"type": "throughput", "data": {"tokensPerSecond": 41.5}}',
         "message",
-        '{"type": "model_change", "data": {"loaded_models": []}}',
-        "model_change",
-        {"loaded_models": []},
-        True,
+        {"type": "throughput", "data": {"tokensPerSecond": 41.5}},
     ),
-    (
-        "throughput envelope",
-        "message",
-        '{"type": "throughput", "data": {"timestamp": 1718000000123, "tokensPerSecond": 41.5}}',
-        "throughput",
-        {"timestamp": 1718000000123, "tokensPerSecond": 41.5},
-        True,
-    ),
-    (
-        "unknown envelope type is still an envelope",
-        "message",
-        '{"type": "agent_step", "data": {}}',
-        "agent_step",
-        {},
-        True,
-    ),
-    (
-        "envelope with extra keys",
-        "message",
-        '{"type": "throughput", "data": {"tokensPerSecond": 3}, "seq": 9}',
-        "throughput",
-        {"tokensPerSecond": 3},
-        True,
-    ),
+    ("unnamed empty object", "message", "{}", "message", {}),
     (
         "non-ASCII escaped (Python json.dumps)",
         "model_loaded",
         '{"model_id": "caf\\u00e9-\\ud83e\\udd99"}',
         "model_loaded",
         {"model_id": "café-🦙"},
-        False,
     ),
     (
         "non-ASCII raw UTF-8",
@@ -115,25 +92,21 @@ ACCEPTED: list[tuple[str, str, str, str, dict[str, Any], bool]] = [
         '{"model_id": "café-🦙"}',
         "model_loaded",
         {"model_id": "café-🦙"},
-        False,
-    ),
-    (
-        "non-ASCII in an envelope",
-        "message",
-        '{"type": "status", "data": {"loaded_models": [{"id": "caf\\u00e9"}]}}',
-        "status",
-        {"loaded_models": [{"id": "café"}]},
-        True,
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "text", "kind", "data", "envelope"),
+    ("name", "text", "kind", "data"),
     [pytest.param(*case[1:], id=case[0]) for case in ACCEPTED],
 )
-def test_accepted(name: str, text: str, kind: str, data: dict[str, Any], envelope: bool) -> None:
-    assert event_from_sse(name, text) == LmxEvent(kind, data, envelope)
+def test_accepted(name: str, text: str, kind: str, data: dict[str, Any]) -> None:
+    assert event_from_sse(name, text) == LmxEvent(kind, data)
+
+
+def test_an_event_has_only_a_kind_and_data() -> None:
+    """No dialect flag is left: every event is its SSE name and its object."""
+    assert LmxEvent._fields == ("kind", "data")
 
 
 def test_escaped_and_raw_utf8_give_the_same_event() -> None:
@@ -151,7 +124,7 @@ REFUSED: list[tuple[str, str, str, str]] = [
     ("bare word", "heartbeat", "ping", "malformed_json"),
     ("trailing garbage", "heartbeat", '{"timestamp": 1} x', "malformed_json"),
     ("two objects", "heartbeat", '{"a": 1}{"b": 2}', "malformed_json"),
-    ("malformed envelope", "message", '{"type": "status", "data": {', "malformed_json"),
+    ("unnamed malformed", "message", '{"type": "status", "data": {', "malformed_json"),
     ("list", "model_loaded", '[{"model_id": "m"}]', "not_an_object"),
     ("empty list", "model_loaded", "[]", "not_an_object"),
     ("integer", "heartbeat", "42", "not_an_object"),
@@ -162,16 +135,6 @@ REFUSED: list[tuple[str, str, str, str]] = [
     ("true", "heartbeat", "true", "not_an_object"),
     ("unnamed list", "message", "[]", "not_an_object"),
     ("unnamed null", "message", "null", "not_an_object"),
-    ("envelope without type", "message", '{"data": {}}', "unknown_envelope"),
-    ("envelope without data", "message", '{"type": "status"}', "unknown_envelope"),
-    ("empty envelope", "message", "{}", "unknown_envelope"),
-    ("named-event payload unnamed", "message", '{"model_id": "m"}', "unknown_envelope"),
-    ("type is a number", "message", '{"type": 5, "data": {}}', "unknown_envelope"),
-    ("type is null", "message", '{"type": null, "data": {}}', "unknown_envelope"),
-    ("type is a list", "message", '{"type": ["status"], "data": {}}', "unknown_envelope"),
-    ("data is a list", "message", '{"type": "status", "data": []}', "unknown_envelope"),
-    ("data is a string", "message", '{"type": "status", "data": "{}"}', "unknown_envelope"),
-    ("data is null", "message", '{"type": "throughput", "data": null}', "unknown_envelope"),
 ]
 
 
@@ -191,7 +154,6 @@ def test_error_reasons_are_the_contract_set() -> None:
         "not_an_object",
         "bad_field",
         "oversize",
-        "unknown_envelope",
     }
 
 
@@ -213,7 +175,7 @@ def test_largest_event_is_accepted() -> None:
     [
         ("model_loaded", padded_object(MAX_EVENT_CHARS + 1)),
         ("model_loaded", "x" * (MAX_EVENT_CHARS + 1)),  # size is judged before parsing
-        ("message", '{"type": "status", "data": ' + padded_object(MAX_EVENT_CHARS) + "}"),
+        ("message", padded_object(MAX_EVENT_CHARS + 1)),
     ],
 )
 def test_oversize(name: str, text: str) -> None:

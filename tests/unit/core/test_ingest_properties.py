@@ -1,5 +1,6 @@
-"""Property of ingest() and reconcile(): arbitrary event names, payloads and snapshots never
-break the invariants (counters never go down, the cap holds, every number stays finite)."""
+"""Property of ingest(), reconcile() and count_tokens(): arbitrary event names, payloads,
+snapshots and relay token reads never break the invariants (counters never go down, the cap
+holds, every number stays finite, the window keeps only its span of finite rates)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from opta_exporter.core.events import EventError
 from opta_exporter.core.ingest import NAMED, ingest
 from opta_exporter.core.labels import READINESS_STATES
 from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.throughput import TokenCount
 from tests.unit.core.feeding import NOW, assert_monotonic, counters
 
 # -- property: arbitrary input never breaks the invariants --------------------------------
@@ -35,7 +37,8 @@ WORDS = (
     "mlx", "gguf", "manual", "ttl", "lru", "canary_failed", *READINESS_STATES, "unknown",
     "pass", "fail", "quantizing", "completed", "cancelling", "cancelled", "failed: boom", "",
 )  # fmt: skip
-EVENT_NAMES = (*NAMED, "agent_step")  # every named type LMX sends, and one it may add
+# every named type LMX sends, one it may add, and those only its docstrings promise
+EVENT_NAMES = (*NAMED, "agent_step", "request_completed", "memory_warning", "download_progress")
 scalars: st.SearchStrategy[object] = st.one_of(
     st.none(),
     st.booleans(),
@@ -85,7 +88,8 @@ payloads: st.SearchStrategy[dict[str, object]] = st.fixed_dictionaries(
         **{key: json_values for key in ("backend", "metadata", "ts", "stream")},
     },
 )
-envelopes = st.fixed_dictionaries(
+# the {type, data} envelopes no LMX ever sent, unnamed: counted as `message`, nothing more
+old_envelopes = st.fixed_dictionaries(
     {
         "type": st.sampled_from(["status", "model_change", "throughput", "agent_step"]) | scalars,
         "data": payloads | json_values,
@@ -105,9 +109,19 @@ class Resync:
     since_back: int  # how many events before now the snapshot was requested
 
 
+@dataclass(frozen=True)
+class TokenRead:
+    """A relay read of lmx_completion_tokens_total, `after` seconds after the last one."""
+
+    after: float
+    tokens: float
+    uptime: float | None
+
+
+WINDOW = 60.0
 steps = st.one_of(
     st.builds(Event, st.sampled_from(EVENT_NAMES), payloads.map(json.dumps)),
-    st.builds(Event, st.just("message"), envelopes.map(json.dumps)),
+    st.builds(Event, st.just("message"), old_envelopes.map(json.dumps)),
     st.builds(
         Event,
         st.sampled_from((*EVENT_NAMES, "message")) | st.text(max_size=12),
@@ -122,22 +136,38 @@ steps = st.one_of(
         ),
         st.integers(min_value=0, max_value=5),
     ),
+    st.builds(
+        TokenRead,
+        # reads are HTTP round trips apart (or none: the same instant)
+        st.just(0.0) | st.floats(min_value=1e-3, max_value=2 * WINDOW),
+        st.floats(min_value=0, max_value=1e12) | st.integers(min_value=0, max_value=10**12),
+        st.none() | st.floats(min_value=0, max_value=1e7),
+    ),
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(steps, max_size=25))
-def test_arbitrary_input_never_breaks_the_invariants(sequence: list[Event | Resync]) -> None:
-    state = LmxState(max_models=3, window_size=5)
+def test_arbitrary_input_never_breaks_the_invariants(
+    sequence: list[Event | Resync | TokenRead],
+) -> None:
+    state = LmxState(max_models=3, window_duration=WINDOW)
+    mono = 0.0
     for step in sequence:
         before = counters(state)
         if isinstance(step, Event):
             result = ingest(state, step.name, step.data, NOW)
             assert result is None or isinstance(result, EventError)
-        else:
+        elif isinstance(step, Resync):
             state.reconcile(Snapshot(models=step.models), NOW, max(state.seq - step.since_back, 0))
+        else:
+            mono += step.after
+            added = state.count_tokens(TokenCount(mono, NOW + mono, step.tokens, step.uptime))
+            assert added is None or (math.isfinite(added) and added >= 0)
         assert_monotonic(before, counters(state))
         for table in (state.loaded, state.model_memory, state.readiness, state.crashes):
             assert len(table) <= 3
-        assert len(state.window) <= 5
         assert all(math.isfinite(v) for v in counters(state).values())
+        samples = state.window.samples(NOW + mono)
+        assert all(NOW + mono - WINDOW <= ts <= NOW + mono for ts, _ in samples)
+        assert all(math.isfinite(rate) and rate >= 0 for _, rate in samples)

@@ -7,7 +7,7 @@ import pytest
 
 from opta_exporter.core.labels import MAX_LABEL_CHARS
 from opta_exporter.core.state import GIB, MODEL_GAUGES, LmxState
-from tests.unit.core.feeding import M, apply_ok, load
+from tests.unit.core.feeding import NOW, M, apply_ok, load, read_tokens
 
 # -- free text normalised to fixed label sets ---------------------------------------------
 MISSING = object()
@@ -145,16 +145,19 @@ def test_fourth_model_is_refused_and_counted() -> None:
     assert state.series_dropped()["opta_lmx_model_readiness"] == 1.0
 
 
-def test_refused_request_model_is_counted() -> None:
+def test_a_refused_model_still_counts_where_no_model_label_is() -> None:
+    """The load-duration histogram is by format and the throughput window has no label at
+    all: a model the cap refuses still feeds both."""
     state = LmxState(max_models=1)
-    apply_ok(state, "request_completed", {"model_id": "a", "latency_sec": 1})
-    apply_ok(
-        state, "request_completed", {"model_id": "b", "latency_sec": 1, "tokens_per_second": 9.0}
-    )
-    assert state.requests == {("a", "success"): 1.0}
-    assert set(state.request_duration.series) == {("a",)}
-    assert state.series_dropped() == {"opta_lmx_requests_total": 1.0}
-    assert state.window.copy() == [9.0]  # throughput has no model label: always kept
+    apply_ok(state, "model_loaded", {"model_id": "a", "format": "mlx", "duration_sec": 2.0})
+    apply_ok(state, "model_loaded", {"model_id": "b", "format": "mlx", "duration_sec": 3.0})
+    read_tokens(state, 0.0, 100.0)
+    read_tokens(state, 10.0, 400.0)
+    assert state.loads == {("a", "mlx"): 1.0}
+    assert state.series_dropped()["opta_lmx_model_loads_total"] == 1.0
+    series = state.load_duration.series[("mlx",)]
+    assert (sum(series.counts), series.total) == (2, 5.0)
+    assert [rate for _, rate in state.window.samples(NOW + 10.0)] == [30.0]
 
 
 @pytest.mark.parametrize(
@@ -186,12 +189,16 @@ ODD_IDS = [
 def test_odd_model_ids_are_kept_as_is(model: str) -> None:
     state = LmxState()
     load(state, model, 2.0)
-    apply_ok(state, "model_readiness_changed", {"model_id": model, "state": "routable"})
-    apply_ok(state, "request_completed", {"model_id": model, "prompt_tokens": 3})
+    apply_ok(
+        state,
+        "model_readiness_changed",
+        {"model_id": model, "state": "routable", "crash_count": 3},
+    )
     assert state.loaded == {model: "mlx"}
     assert state.model_memory == {model: 2 * GIB}
     assert state.readiness == {model: "routable"}
-    assert state.prompt_tokens == {model: 3.0}
+    assert state.crashes == {model: 3.0}
+    assert state.loads == {(model, "mlx"): 1.0}
     assert state.series_dropped() == {}
 
 

@@ -23,6 +23,8 @@ from opta_exporter.core.health import CONNECTION_STATES, ExporterHealth, SourceS
 from opta_exporter.core.labels import FORMATS, READINESS_STATES
 from opta_exporter.core.readings import Download, parse_diagnostics, parse_health, parse_quantize
 from opta_exporter.core.state import GIB, LmxState, Snapshot
+from opta_exporter.core.throughput import TokenCount
+from opta_exporter.core.window import WINDOW_STATS
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.store import Store
@@ -91,28 +93,16 @@ def feed_everything(rig: Rig) -> None:
         rig.ingest(
             "model_readiness_changed", {"model_id": model, "state": "routable", "crash_count": i}
         )
-        rig.ingest(
-            "request_completed",
-            {
-                "model_id": model,
-                "latency_sec": 0.3,
-                "ttft_sec": 0.05,
-                "prompt_tokens": 7,
-                "completion_tokens": 11,
-                "error": i % 2 == 1,
-                "tokens_per_second": 20.0 + i,
-            },
-        )
-        rig.ingest("quantize_progress", {"model_id": model, "status": "quantizing", "percent": 50})
+        rig.ingest("quantize_progress", {"model_id": model, "status": "quantizing", "percent": 0})
     rig.ingest("model_canary_failed", {"model_id": M, "duration_sec": 9.5, "error": "boom"})
     rig.ingest("model_unloaded", {"model_id": "gone", "reason": "lru"})
     rig.ingest("download_completed", {"repo_id": "r", "duration_sec": 42})
     rig.ingest("quantize_progress", {"model_id": "q", "status": "failed: out of memory"})
     rig.ingest("config_reloaded", {"memory_threshold": 90})
-    rig.ingest("memory_warning", {"used_gb": 470.0, "total_gb": 512.0})
-    rig.ingest("message", {"type": "throughput", "data": {"tokensPerSecond": 99.5}})
-    rig.ingest("message", {"type": "status", "data": {"temperature_celsius": 51.0}})
     rig.ingest("heartbeat", {"timestamp": WALL})
+    # two relay reads of LMX's completion-token counter: one rate in the window
+    rig.store.count_tokens(TokenCount(rig.clock.mono - 15.0, WALL - 15.0, 1000.0, 85.0))
+    rig.store.count_tokens(TokenCount(rig.clock.mono, WALL, 1300.0, 100.0))
     assert rig.store.ingest("message", "{broken") is not None
     rig.store.reconcile(
         example_snapshot({M: 4.62, **{m: 1.0 for m in ODD_IDS}}, uptime=100.0),
@@ -188,7 +178,8 @@ def test_idle_values_on_the_first_scrape(rig: Rig) -> None:
     assert rig.value("opta_lmx_up") == 0.0
     assert rig.value("opta_exporter_connection_state", state="connecting") == 1.0
     assert rig.value("opta_lmx_throughput_window_samples") == 0.0
-    assert rig.value("opta_lmx_throughput_tokens_per_second") is None
+    for stat in WINDOW_STATS:
+        assert rig.value("opta_lmx_throughput_window_tokens_per_second", stat=stat) is None
     assert rig.value("opta_lmx_memory_total_bytes") is None
     assert rig.value("opta_exporter_last_event_timestamp_seconds") is None
     assert rig.value("opta_exporter_state_drift_total") == 0.0
@@ -232,7 +223,7 @@ def test_up_stale_timer_starts_at_the_response_and_restarts_on_events(rig: Rig) 
     assert rig.value("opta_lmx_up") == 1.0
     rig.clock.mono += 40.0
     rig.clock.wall += 40.0
-    rig.ingest("message", {"type": "throughput", "data": {"tokensPerSecond": 1.0}})
+    rig.ingest("model_canary_started", {"model_id": M, "backend": "mlx-lm"})
     rig.clock.mono += 40.0
     assert rig.value("opta_lmx_up") == 1.0
     assert rig.value("opta_exporter_last_event_timestamp_seconds") == WALL + 40.0
@@ -333,23 +324,115 @@ def test_snapshot_gauges(rig: Rig) -> None:
     assert rig.value("opta_exporter_state_drift_total") == 1.0
 
 
-def test_throughput_gauges(rig: Rig) -> None:
-    for tps in (10.0, 40.0, 20.0, 30.0):
-        rig.ingest("message", {"type": "throughput", "data": {"tokensPerSecond": tps}})
-    assert rig.value("opta_lmx_throughput_tokens_per_second") == 30.0
-    assert rig.value("opta_lmx_throughput_window_samples") == 4.0
-    stats = {
-        s: rig.value("opta_lmx_throughput_window_tokens_per_second", stat=s)
-        for s in ("mean", "p50", "p95", "max", "min")
+def read_tokens(rig: Rig, tokens: float, uptime: float | None = None) -> None:
+    """One relay read of LMX's lmx_completion_tokens_total, at the rig's clock."""
+    rig.store.count_tokens(TokenCount(rig.clock.mono, rig.clock.wall, tokens, uptime))
+
+
+def window(rig: Rig) -> tuple[float | None, dict[str, float | None]]:
+    """opta_lmx_throughput_window_samples and each window statistic, as scraped."""
+    return rig.value("opta_lmx_throughput_window_samples"), {
+        stat: rig.value("opta_lmx_throughput_window_tokens_per_second", stat=stat)
+        for stat in WINDOW_STATS
     }
-    # sorted 10,20,30,40: p50 at 1.5 -> 25, p95 at 2.85 -> 38.5
+
+
+def test_throughput_gauges(rig: Rig) -> None:
+    total = 5000.0
+    read_tokens(rig, total)  # the first read: a counter, no rate yet
+    assert window(rig) == (0.0, dict.fromkeys(WINDOW_STATS))
+    for tps in (10.0, 40.0, 20.0, 30.0):  # reads 15 s apart: Δtokens = 15 * tps
+        rig.clock.advance(15.0)
+        total += 15.0 * tps
+        read_tokens(rig, total)
+    samples, stats = window(rig)
+    assert samples == 4.0
+    # sorted 10,20,30,40: p50 at 1.5 -> 25, p95 at 2.85 -> 38.5; latest is the last read's
     assert stats == {
         "mean": 25.0,
         "p50": 25.0,
         "p95": pytest.approx(38.5),
         "max": 40.0,
         "min": 10.0,
+        "latest": 30.0,
     }
+
+
+def test_a_restart_between_two_reads_adds_no_sample(rig: Rig) -> None:
+    read_tokens(rig, 5000.0, uptime=600.0)
+    rig.clock.advance(15.0)
+    read_tokens(rig, 5300.0, uptime=615.0)  # 20 tokens/s
+    rig.clock.advance(15.0)
+    read_tokens(rig, 150.0, uptime=10.0)  # LMX restarted: its counter began again
+    rig.clock.advance(15.0)
+    read_tokens(rig, 300.0, uptime=25.0)  # 10 tokens/s from the new start
+    samples, stats = window(rig)
+    assert samples == 2.0
+    assert (stats["min"], stats["max"], stats["latest"]) == (10.0, 20.0, 10.0)
+
+
+def relay_rig(window_duration: float = 300.0) -> Rig:
+    """A rig whose exporter reads the relay every 15 s: its figures judged fresh or stale."""
+    rig = make_rig(LmxState(window_duration=window_duration))
+    rig.store.health.sources["relay"] = SourceStatus(15.0)
+    return rig
+
+
+def relay_read(rig: Rig, tokens: float | None) -> None:
+    """A good relay read, with LMX's completion-token counter or (None) without it."""
+    rig.store.source_read("relay", True)
+    if tokens is not None:
+        read_tokens(rig, tokens)
+
+
+def test_the_window_is_shown_only_while_the_relay_is_fresh() -> None:
+    """Its samples are rates from relay reads: once those fail for two intervals, the
+    statistics go and no sample counts, as for any polled figure."""
+    rig = relay_rig()
+    relay_read(rig, 1000.0)
+    rig.clock.advance(15.0)
+    relay_read(rig, 1600.0)  # 40 tokens/s
+    rig.clock.advance(15.0)
+    relay_read(rig, 1900.0)  # 20 tokens/s
+    samples, stats = window(rig)
+    assert samples == 2.0
+    assert stats == {
+        "mean": 30.0,
+        "p50": 30.0,
+        "p95": pytest.approx(39.0),
+        "max": 40.0,
+        "min": 20.0,
+        "latest": 20.0,
+    }
+
+    rig.clock.advance(30.0)  # two intervals since the last good read: still fresh
+    rig.store.source_read("relay", False)
+    assert window(rig)[0] == 2.0
+    rig.clock.advance(1.0)  # past two intervals: stale
+    assert window(rig) == (0.0, dict.fromkeys(WINDOW_STATS))
+    assert rig.value("opta_exporter_source_up", source="relay") == 0.0
+
+    relay_read(rig, None)  # the relay works again: the samples still in the span are back
+    samples, stats = window(rig)
+    assert samples == 2.0
+    assert stats["latest"] == 20.0
+
+
+def test_samples_older_than_the_window_leave_the_scrape() -> None:
+    """The window is a span of time: with fresh relay reads that bring no new rate (a read
+    without the counter), an old sample still leaves once it is older than the span."""
+    rig = relay_rig(window_duration=60.0)
+    relay_read(rig, 0.0)
+    rig.clock.advance(15.0)
+    relay_read(rig, 150.0)  # 10 tokens/s, at WALL + 15
+    for _ in range(4):  # WALL + 75: the sample is exactly 60 s old, still inside
+        rig.clock.advance(15.0)
+        relay_read(rig, None)
+    assert window(rig)[0] == 1.0
+    assert window(rig)[1]["latest"] == 10.0
+    rig.clock.advance(1.0)
+    relay_read(rig, None)
+    assert window(rig) == (0.0, dict.fromkeys(WINDOW_STATS))
 
 
 def test_series_dropped() -> None:
@@ -367,15 +450,16 @@ def test_series_dropped() -> None:
 
 # -- histograms --------------------------------------------------------------------------
 def test_histogram_buckets_are_cumulative(rig: Rig) -> None:
-    for latency, error in ((0.1, False), (0.3, True), (100.0, False), (0.3, False)):
-        rig.ingest("request_completed", {"model_id": M, "latency_sec": latency, "error": error})
-    name = "opta_lmx_request_duration_seconds"
-    assert rig.value(f"{name}_bucket", model=M, le="0.1") == 1.0  # le is inclusive
-    assert rig.value(f"{name}_bucket", model=M, le="0.25") == 1.0
-    assert rig.value(f"{name}_bucket", model=M, le="0.5") == 3.0  # the error request too
-    assert rig.value(f"{name}_bucket", model=M, le="+Inf") == 4.0
-    assert rig.value(f"{name}_count", model=M) == 4.0
-    assert rig.value(f"{name}_sum", model=M) == pytest.approx(100.7)
+    for i, seconds in enumerate((0.5, 2.0, 1000.0, 2.5)):
+        rig.ingest("model_loaded", {"model_id": f"m{i}", "format": "mlx", "duration_sec": seconds})
+    name = "opta_lmx_model_load_duration_seconds"
+    assert rig.value(f"{name}_bucket", format="mlx", le="0.5") == 1.0  # le is inclusive
+    assert rig.value(f"{name}_bucket", format="mlx", le="1.0") == 1.0
+    assert rig.value(f"{name}_bucket", format="mlx", le="2.5") == 3.0
+    assert rig.value(f"{name}_bucket", format="mlx", le="300.0") == 3.0
+    assert rig.value(f"{name}_bucket", format="mlx", le="+Inf") == 4.0  # beyond every bound
+    assert rig.value(f"{name}_count", format="mlx") == 4.0
+    assert rig.value(f"{name}_sum", format="mlx") == pytest.approx(1005.0)
     family = next(f for f in text_string_to_metric_families(rig.text()) if f.name == name)
     buckets = [
         (float(s.labels["le"]), s.value) for s in family.samples if s.name == f"{name}_bucket"

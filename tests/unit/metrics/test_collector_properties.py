@@ -1,9 +1,10 @@
 """Properties of the whole pipeline, parser -> store -> collector: any bytes, cut anywhere, and
-any event sequence leave a sound exposition.
+any sequence of events, snapshots and relay token reads leave a sound exposition.
 
-- no exception escapes the parser, `ingest` or a snapshot reconciliation;
+- no exception escapes the parser, `ingest`, a snapshot reconciliation or a token read;
 - the exposition always parses, counters (histogram buckets, counts, sums included)
-  never go down, and no model-labelled family has more models than the cap.
+  never go down, no model-labelled family has more models than the cap, and the throughput
+  window shows only finite, non-negative rates.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.ingest import NAMED
 from opta_exporter.core.state import LmxState, Snapshot
+from opta_exporter.core.throughput import TokenCount
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.store import Store
 from opta_exporter.stream.sse import SseParser
+from tests.fakes import FakeClock
 from tests.helpers import COUNTER_SUFFIXES, Samples, parse
 from tests.unit.stream.sse_bytes import SETTINGS, streams
 
@@ -34,8 +37,12 @@ def exposition(registry: CollectorRegistry) -> Samples:
     return parse(generate_latest(registry).decode("utf-8"))
 
 
-def rig(max_models: int = CAP) -> tuple[Store, CollectorRegistry]:
-    store = Store(LmxState(max_models=max_models, window_size=8), ExporterHealth())
+def rig(max_models: int = CAP, clock: FakeClock | None = None) -> tuple[Store, CollectorRegistry]:
+    store = Store(
+        LmxState(max_models=max_models, window_duration=60.0),
+        ExporterHealth(),
+        clock or FakeClock(),
+    )
     registry = CollectorRegistry()
     registry.register(LmxCollector(store))
     return store, registry
@@ -80,8 +87,10 @@ values = st.one_of(
     st.lists(scalars, max_size=3),
 )
 payloads = st.dictionaries(st.sampled_from(FIELDS), values, max_size=8)
-named = st.tuples(st.sampled_from([*NAMED, "agent_started", "x y"]), payloads)
-envelopes = st.tuples(
+NEVER_SENT = ["request_completed", "memory_warning", "download_progress"]
+named = st.tuples(st.sampled_from([*NAMED, *NEVER_SENT, "agent_started", "x y"]), payloads)
+# the unnamed {type, data} envelopes no LMX ever sent: counted as `message`, nothing more
+old_envelopes = st.tuples(
     st.just("message"),
     st.fixed_dictionaries(
         {"type": st.sampled_from(["status", "model_change", "throughput", "odd"]), "data": payloads}
@@ -91,7 +100,16 @@ snapshots = st.builds(
     lambda models: Snapshot(version="1", models=dict.fromkeys(models, 1.0)),
     st.lists(st.sampled_from(MODELS), max_size=5),
 )
-steps = st.lists(st.one_of(named, envelopes, snapshots), min_size=1, max_size=30)
+# a relay read of lmx_completion_tokens_total, some seconds after the one before
+token_reads = st.builds(
+    TokenCount,
+    # seconds since the last read: none, or an HTTP round trip and more
+    st.just(0.0) | st.floats(min_value=1e-3, max_value=100),
+    st.just(0.0),  # the wall clock moves with it
+    st.floats(min_value=0, max_value=1e12),
+    st.none() | st.floats(min_value=0, max_value=1e6),
+)
+steps = st.lists(st.one_of(named, old_envelopes, snapshots, token_reads), min_size=1, max_size=30)
 
 
 def model_counts(samples: Samples) -> dict[str, int]:
@@ -106,11 +124,16 @@ def model_counts(samples: Samples) -> dict[str, int]:
 @SETTINGS
 @given(steps)
 def test_any_event_sequence_keeps_the_exposition_sound(sequence: list[Any]) -> None:
-    store, registry = rig()
+    clock = FakeClock()
+    store, registry = rig(clock=clock)
     last: Samples = {}
     for step in sequence:
         if isinstance(step, Snapshot):
             store.reconcile(step, store.seq())
+        elif isinstance(step, TokenCount):
+            clock.advance(step.mono)
+            count = TokenCount(clock.mono, clock.wall, step.completion_tokens, step.uptime)
+            store.count_tokens(count)
         else:
             name, data = step
             store.ingest(name, json.dumps(data).encode())
@@ -123,6 +146,10 @@ def test_any_event_sequence_keeps_the_exposition_sound(sequence: list[Any]) -> N
                 assert value >= 0.0, key  # NaN fails this too
         over = {name: n for name, n in model_counts(samples).items() if n > CAP}
         assert not over, f"more models than the cap: {over}"
+        rates = [
+            v for k, v in samples.items() if k[0] == "opta_lmx_throughput_window_tokens_per_second"
+        ]
+        assert all(math.isfinite(v) and v >= 0 for v in rates), rates
         last = samples
 
 

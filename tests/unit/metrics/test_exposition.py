@@ -24,16 +24,21 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.histogram import HistogramFamily, Series
 from opta_exporter.core.readings import Download, parse_quantize
 from opta_exporter.core.state import LmxState
+from opta_exporter.core.throughput import TokenCount
 from opta_exporter.metrics.collector import LmxCollector, tables
 from opta_exporter.metrics.exposition import Exposition, render
 from opta_exporter.metrics.specs import MetricSpec, Sample, Table
 from opta_exporter.store import Store
+from tests.fakes import FakeClock
 
 ODD = ['we"ird\\x.gguf', "line\nbreak", "emoji 🦙", "plain", "é" * 200]
 
 
 def busy_store() -> Store:
-    store = Store(LmxState(max_models=50), ExporterHealth())
+    """Every kind of family filled, odd model ids, and the throughput window (on a fake
+    clock, so its samples are inside the span at every scrape)."""
+    clock = FakeClock()
+    store = Store(LmxState(max_models=50), ExporterHealth(), clock)
     for i, model in enumerate(ODD):
         store.ingest(
             "model_loaded",
@@ -45,27 +50,24 @@ def busy_store() -> Store:
             "model_readiness_changed",
             json.dumps({"model_id": model, "state": "routable", "crash_count": i}),
         )
-        for n in range(3):
-            store.ingest(
-                "request_completed",
-                json.dumps(
-                    {
-                        "model_id": model,
-                        "latency_sec": 0.3 * n,
-                        "ttft_sec": 0.05 * n,
-                        "prompt_tokens": 10,
-                        "completion_tokens": 1e6,
-                        "error": n == 2,
-                        "tokens_per_second": 1e-9 + n,
-                    }
-                ),
-            )
     store.ingest("model_canary_passed", json.dumps({"model_id": "plain", "duration_sec": 1.0}))
+    store.ingest("download_completed", json.dumps({"repo_id": 'r"1', "duration_sec": 1e6}))
     store.set_downloads((Download('r"1', 0.5, 5.0, 10.0),))
     store.set_quantize(parse_quantize({"jobs": [{"status": "running"}]}))
     store.ingest("heartbeat", json.dumps({"timestamp": 1.0}))
     store.set_connection("open")
+    tokens = 0.0
+    for tps in (1e-9, 1.0, 2.0, 1e6):  # relay reads 15 s apart: awkward rates included
+        store.count_tokens(TokenCount(clock.mono, clock.wall, tokens))
+        clock.advance(15.0)
+        tokens += 15.0 * tps
+    store.count_tokens(TokenCount(clock.mono, clock.wall, tokens))
     return store
+
+
+def load(store: Store, model: str, fmt: str, seconds: float) -> None:
+    data = {"model_id": model, "format": fmt, "duration_sec": seconds}
+    store.ingest("model_loaded", json.dumps(data))
 
 
 def parsed(
@@ -122,7 +124,10 @@ def test_openmetrics_matches_the_library(store_factory: Callable[[], Store]) -> 
 
 def test_text_is_byte_identical_to_the_library() -> None:
     store = busy_store()
-    assert ours(store, False) == library(store, False)
+    text = ours(store, False)
+    assert 'opta_lmx_throughput_window_tokens_per_second{stat="latest"} 1e+06' in text
+    assert "opta_lmx_throughput_window_samples 4.0" in text
+    assert text == library(store, False)
     assert ours(store, True) == library(store, True)
 
 
@@ -136,20 +141,10 @@ def test_the_histogram_cache_never_serves_stale_lines() -> None:
             view = store.view()
             fresh = tables(view.state, view.health, view.now, view.wall)
             assert exposition.render(fresh, openmetrics) == render(fresh, openmetrics)
-        model = ODD[step]
-        store.ingest(
-            "request_completed",
-            json.dumps(  # one series changes...
-                {"model_id": model, "latency_sec": 0.5, "ttft_sec": 0.1}
-            ),
-        )
+        load(store, ODD[step], "gguf", 0.5 * step)  # one series changes...
         store.ingest("model_unloaded", json.dumps({"model_id": ODD[-1 - step]}))
-        store.ingest(
-            "request_completed",
-            json.dumps(  # ...and one appears
-                {"model_id": f"new-{step}", "latency_sec": 0.5}
-            ),
-        )
+        load(store, f"new-{step}", "safetensors", 3.0)  # ...and `other` appears, then grows
+        store.ingest("model_canary_failed", json.dumps({"model_id": "plain", "duration_sec": 9}))
 
 
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=20))
@@ -218,7 +213,7 @@ def library_text(families: Tables, openmetrics: bool) -> str:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["request_completed", "request_completed", "model_unloaded", None]),
+            st.sampled_from(["model_loaded", "model_loaded", "model_unloaded", None]),
             st.sampled_from(ODD[:3]),
             st.floats(0.0, 40.0),
         ),
@@ -234,7 +229,8 @@ def test_kept_series_text_follows_any_sequence_of_events(
     exposition = Exposition()
     for event, model, seconds in steps:
         if event is not None:
-            data = {"model_id": model, "latency_sec": seconds, "ttft_sec": seconds / 8}
+            fmt = "mlx" if seconds > 30 else "gguf"  # a new series now and then
+            data = {"model_id": model, "format": fmt, "duration_sec": seconds}
             store.ingest(event, json.dumps(data))
         view = store.view()
         fresh = tables(view.state, view.health, view.now, view.wall)

@@ -6,8 +6,15 @@ from __future__ import annotations
 import pytest
 
 from opta_exporter.core.labels import ModelCap
-from opta_exporter.relay.parse import RelayParse, cap_models, parse_lmx_metrics
-from tests.relay_bodies import HEAD, HIST, LMX_BODY, WEIRD, assert_reads_as_the_library
+from opta_exporter.relay.parse import RelayParse, cap_models, parse_lmx_metrics, token_counts
+from tests.relay_bodies import (
+    HEAD,
+    HIST,
+    LMX_BODY,
+    WEIRD,
+    assert_reads_as_the_library,
+    tokens_body,
+)
 
 
 @pytest.mark.parametrize("body", ["", "\n", "   \n\n"])
@@ -98,3 +105,53 @@ def test_client_ids_any_caller_sets_are_capped_like_models() -> None:
     again, refused_again = cap_models(parse_lmx_metrics("\n".join(lines) + "\n"), cap)
     assert again.families["lmx_client_requests_total"].samples == clients
     assert refused_again == 100
+
+
+# -- the throughput window's source: LMX's completion-token total and uptime -----------
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (tokens_body("1200", "37.2"), (1200.0, 37.2)),
+        (tokens_body("0", "0"), (0.0, 0.0)),  # a fresh LMX: a count all the same
+        (tokens_body("1.5e6"), (1.5e6, None)),
+        (tokens_body(None, "37.2"), (None, 37.2)),
+        (tokens_body(None), (None, None)),
+        (LMX_BODY, (None, 1.0)),  # a whole read without the counter
+        ("", (None, None)),
+        (tokens_body("NaN", "37.2"), (None, 37.2)),
+        (tokens_body("-3", "-1"), (None, None)),  # a counter is never negative
+        # labelled: not the one unlabelled total this reads
+        (
+            "# TYPE lmx_completion_tokens_total counter\n"
+            'lmx_completion_tokens_total{model="a"} 5\n',
+            (None, None),
+        ),
+        # twice: the parse keeps the first sample of a series and drops the repeat
+        (
+            "# TYPE lmx_completion_tokens_total counter\n"
+            "lmx_completion_tokens_total 5\nlmx_completion_tokens_total 6\n",
+            (5.0, None),
+        ),
+    ],
+    ids=[
+        "both",
+        "zero",
+        "no uptime",
+        "no counter",
+        "neither",
+        "LMX_BODY",
+        "empty",
+        "NaN counter",
+        "negative",
+        "labelled",
+        "twice",
+    ],
+)
+def test_token_counts(body: str, expected: tuple[float | None, float | None]) -> None:
+    assert token_counts(parse_lmx_metrics(body)) == expected
+
+
+def test_token_counts_survive_the_model_cap() -> None:
+    """The total is unlabelled: a cap of no models at all leaves it in the read."""
+    parse, _ = cap_models(parse_lmx_metrics(tokens_body("99", "5")), ModelCap(0))
+    assert token_counts(parse) == (99.0, 5.0)

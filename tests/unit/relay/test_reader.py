@@ -12,6 +12,7 @@ import requests
 import responses
 
 from opta_exporter.config import Config
+from opta_exporter.core.throughput import TokenCount
 from opta_exporter.relay.reader import RelayReader
 from tests.fakes import FakeClock
 from tests.helpers import LMX, promtool_check
@@ -23,6 +24,7 @@ from tests.relay_bodies import (
     exposition,
     names,
     registry_for,
+    tokens_body,
 )
 
 
@@ -31,6 +33,12 @@ def make_reader(
 ) -> RelayReader:
     config = Config(lmx_url=LMX, admin_key=key, relay_interval=15.0, max_models=max_models)
     return RelayReader(config, requests.Session(), clock or FakeClock())
+
+
+def tokens_reader(clock: FakeClock, got: list[TokenCount], max_models: int = 100) -> RelayReader:
+    """A reader that reports each read's token counter into `got`, and each outcome too."""
+    config = Config(lmx_url=LMX, admin_key=KEY, relay_interval=15.0, max_models=max_models)
+    return RelayReader(config, requests.Session(), clock, on_tokens=got.append)
 
 
 def test_read_sends_the_key_in_the_header_and_keeps_the_parse() -> None:
@@ -176,3 +184,71 @@ def test_run_reads_until_stopped_and_survives_a_bug(caplog: pytest.LogCaptureFix
     reader.run(stop)  # returns: the stop was set during the read
     assert "unexpected error" in caplog.text
     reader.run(stop)  # an already set stop returns without reading
+
+
+# -- the throughput window's source ---------------------------------------------------------
+def test_each_good_read_with_the_counter_hands_on_its_tokens_and_uptime() -> None:
+    clock = FakeClock(wall=1_700_000_000.0, mono=500.0)
+    got: list[TokenCount] = []
+    reader = tokens_reader(clock, got)
+    with responses.RequestsMock() as rsps:
+        for body in (tokens_body("1200", "37.2"), LMX_BODY, tokens_body("1500")):
+            rsps.add(responses.GET, LMX + "/admin/metrics", body=body)
+        rsps.add(responses.GET, LMX + "/admin/metrics", status=500)
+        rsps.add(responses.GET, LMX + "/admin/metrics", body="<html>Sign in</html>\n")
+        rsps.add(responses.GET, LMX + "/admin/metrics", body=tokens_body("1800", "82.2"))
+        assert reader.read_once()  # counter and uptime
+        assert got == [TokenCount(500.0, 1_700_000_000.0, 1200.0, 37.2)]
+        clock.advance(15)
+        assert reader.read_once()  # a good read without the counter: nothing
+        assert len(got) == 1
+        clock.advance(15)
+        assert reader.read_once()  # the counter alone: no uptime
+        assert got[1:] == [TokenCount(530.0, 1_700_000_030.0, 1500.0, None)]
+        clock.advance(15)
+        assert not reader.read_once()  # failed reads hand on nothing
+        assert not reader.read_once()
+        assert len(got) == 2
+        clock.advance(15)
+        assert reader.read_once()
+    assert got[2:] == [TokenCount(560.0, 1_700_000_060.0, 1800.0, 82.2)]
+    assert reader.view().reads == {"success": 4, "failure": 2}
+
+
+def test_the_token_callback_comes_after_the_read_is_kept_and_reported() -> None:
+    """Whoever is told of the tokens sees the read as done: its families kept, its count
+    taken, and the source `relay` already reported good."""
+    clock = FakeClock()
+    log: list[object] = []
+    config = Config(lmx_url=LMX, admin_key=KEY, relay_interval=15.0)
+    reader = RelayReader(
+        config,
+        requests.Session(),
+        clock,
+        report=lambda source, ok: log.append((source, ok)),
+        on_tokens=lambda count: log.append(
+            (
+                count.completion_tokens,
+                reader.view().reads,
+                "lmx_completion_tokens_total" in reader.view().families,
+            )
+        ),
+    )
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, LMX + "/admin/metrics", body=tokens_body("7", "1"))
+        assert reader.read_once()
+    assert log == [("relay", True), (7.0, {"success": 1, "failure": 0}, True)]
+
+
+def test_the_model_cap_does_not_hide_the_token_counter() -> None:
+    """The cap acts on model labels; the total has none, so even a full cap passes it."""
+    clock = FakeClock()
+    got: list[TokenCount] = []
+    reader = tokens_reader(clock, got, max_models=1)
+    body = tokens_body("4096", "12") + "\n".join(
+        [COUNTER, *(f'lmx_model_requests_total{{model="m{i}"}} 1' for i in range(3))]
+    )
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, LMX + "/admin/metrics", body=body)
+        assert reader.read_once()
+    assert [(c.completion_tokens, c.uptime) for c in got] == [(4096.0, 12.0)]

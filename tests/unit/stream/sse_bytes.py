@@ -11,9 +11,12 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 LINES = [
     b"event: model_loaded",
     b"event: heartbeat",
+    b"event: model_readiness_changed",
+    b"event: request_completed",  # promised by LMX's docstrings, never sent: only counted
     b'data: {"model_id": "m1", "format": "mlx", "duration_sec": 2}',
     b'data: {"timestamp": 1}',
-    b'data: {"type": "throughput", "data": {"tokensPerSecond": 5}}',
+    b'data: {"model_id": "m1", "state": "routable", "crash_count": 0}',
+    b'data: {"type": "throughput", "data": {"tokensPerSecond": 5}}',  # no LMX dialect: counted
     b"data",
     b"data:",
     b"data: [1, 2]",
