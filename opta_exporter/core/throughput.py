@@ -4,6 +4,7 @@ total. LMX sends no live throughput figure, so this is the window's only honest 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -19,7 +20,8 @@ class TokenCount:
 
 def rate(before: TokenCount, after: TokenCount) -> float | None:
     """Δtokens / Δt between two reads, or None where the pair means no rate: no time
-    passed, or LMX restarted between them (its counter went down or its uptime did)."""
+    passed, or LMX restarted between them (its counter went down or its uptime did), or
+    a counter beyond any float (a broken body) that would put inf or NaN in the window."""
     elapsed = after.mono - before.mono
     if elapsed <= 0:
         return None
@@ -27,4 +29,5 @@ def rate(before: TokenCount, after: TokenCount) -> float | None:
         return None
     if after.uptime is not None and before.uptime is not None and after.uptime < before.uptime:
         return None
-    return (after.completion_tokens - before.completion_tokens) / elapsed
+    tokens_per_second = (after.completion_tokens - before.completion_tokens) / elapsed
+    return tokens_per_second if math.isfinite(tokens_per_second) else None

@@ -78,7 +78,8 @@ def tables(
     mean broken, not zero. Both the client-library families and the fast renderer
     (exposition.py) are built from this."""
     # the window's samples are rates from relay reads: none while the relay is stale
-    samples = s.window.samples(wall) if h.fresh("relay", now) else []
+    relay = h.fresh("relay", now)
+    samples = s.window.samples(wall) if relay else []
     stats = window_stats(samples)
     # A polled figure is shown only while its source is fresh: frozen is worse than absent.
     status = h.fresh("status", now)
@@ -123,7 +124,7 @@ def tables(
         "opta_lmx_throughput_window_tokens_per_second": []
         if stats is None
         else [((k,), v) for k, v in stats.items()],
-        "opta_lmx_throughput_window_samples": [((), float(len(samples)))],
+        "opta_lmx_throughput_window_samples": [((), float(len(samples)))] if relay else [],
         "opta_exporter_build_info": [((__version__, platform.python_version()), 1.0)],
         "opta_exporter_connection_state": [
             ((state,), 1.0 if state == h.connection_state else 0.0) for state in CONNECTION_STATES

@@ -4,6 +4,7 @@ and the model cap over them. No I/O; the lines themselves are read in relay_line
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -169,7 +170,7 @@ def _single(parse: RelayParse, name: str) -> float | None:
     if family is None:
         return None
     values = [s.value for s in family.samples if s.name == name and not s.labels]
-    return values[0] if len(values) == 1 and values[0] >= 0 else None
+    return values[0] if len(values) == 1 and 0 <= values[0] < math.inf else None
 
 
 def token_counts(parse: RelayParse) -> tuple[float | None, float | None]:

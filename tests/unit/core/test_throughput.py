@@ -24,6 +24,7 @@ def count(mono: float, tokens: float, uptime: float | None = None) -> TokenCount
         # restarted and already past the old count: its uptime says so
         (count(0.0, 10.0, 3600.0), count(15.0, 50.0, 5.0), None),
         (count(5.0, 10.0), count(5.0, 20.0), None),  # no time between the reads
+        (count(0.0, 0.0), count(1e-320, 1e300), None),  # overflows to inf: no sample
     ],
 )
 def test_rate(before: TokenCount, after: TokenCount, expected: float | None) -> None:

@@ -408,8 +408,8 @@ def test_the_window_is_shown_only_while_the_relay_is_fresh() -> None:
     rig.clock.advance(30.0)  # two intervals since the last good read: still fresh
     rig.store.source_read("relay", False)
     assert window(rig)[0] == 2.0
-    rig.clock.advance(1.0)  # past two intervals: stale
-    assert window(rig) == (0.0, dict.fromkeys(WINDOW_STATS))
+    rig.clock.advance(1.0)  # past two intervals: stale, and a count of 0 would be a lie
+    assert window(rig) == (None, dict.fromkeys(WINDOW_STATS))
     assert rig.value("opta_exporter_source_up", source="relay") == 0.0
 
     relay_read(rig, None)  # the relay works again: the samples still in the span are back

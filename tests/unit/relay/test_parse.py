@@ -120,6 +120,7 @@ def test_client_ids_any_caller_sets_are_capped_like_models() -> None:
         ("", (None, None)),
         (tokens_body("NaN", "37.2"), (None, 37.2)),
         (tokens_body("-3", "-1"), (None, None)),  # a counter is never negative
+        (tokens_body("+Inf", "1e400"), (None, None)),  # a broken body: no inf in the window
         # labelled: not the one unlabelled total this reads
         (
             "# TYPE lmx_completion_tokens_total counter\n"
@@ -143,6 +144,7 @@ def test_client_ids_any_caller_sets_are_capped_like_models() -> None:
         "empty",
         "NaN counter",
         "negative",
+        "infinite",
         "labelled",
         "twice",
     ],
