@@ -26,11 +26,12 @@ def test_events_reach_metrics(sim: LmxSimulator, make_exporter: MakeExporter) ->
     wait_for(exporter, is_open)
     sim.load_model("mlx-community/Qwen3-8B-4bit", fmt="mlx", memory_gb=4.5)
     sim.publish("model_canary_passed", {"model_id": "mlx-community/Qwen3-8B-4bit"})
-    wait_for(exporter, lambda s, h: s.canaries["passed"] == 1)
+    wait_for(exporter, lambda s, h: s.canaries["passed"] == 2)  # the load's own, and this
+    wait_for(exporter, lambda s, h: s.loaded.get("before") == "mlx")  # diagnostics' format
 
     samples = scrape(exporter)
     assert value(samples, "opta_lmx_up") == 1.0
-    assert value(samples, "opta_lmx_model_loaded", model="before", format="unknown") == 1.0
+    assert value(samples, "opta_lmx_model_loaded", model="before", format="mlx") == 1.0
     assert (
         value(samples, "opta_lmx_model_loaded", model="mlx-community/Qwen3-8B-4bit", format="mlx")
         == 1.0
@@ -48,7 +49,7 @@ def test_events_reach_metrics(sim: LmxSimulator, make_exporter: MakeExporter) ->
         )
         == 1.0
     )
-    assert value(samples, "opta_lmx_model_canaries_total", outcome="passed") == 1.0
+    assert value(samples, "opta_lmx_model_canaries_total", outcome="passed") == 2.0
     assert value(samples, "opta_lmx_events_total", event="model_readiness_changed") == 4.0
     assert value(samples, "opta_exporter_connection_state", state="open") == 1.0
     assert value(samples, "opta_exporter_resyncs_total", outcome="success") == 1.0
@@ -72,9 +73,11 @@ def test_silent_connect_is_open_at_once(sim: LmxSimulator, make_exporter: MakeEx
     sim.load_model("m", memory_gb=1.0)
     exporter = make_exporter(sim)  # 30 s heartbeat: no byte will come during this test
     wait_for(exporter, is_open)
+    # the snapshot says it is loaded, /admin/diagnostics (read on its own) its format
+    wait_for(exporter, lambda s, h: s.loaded.get("m") == "mlx")
     samples = scrape(exporter)
     assert value(samples, "opta_lmx_up") == 1.0
-    assert value(samples, "opta_lmx_model_loaded", model="m", format="unknown") == 1.0
+    assert value(samples, "opta_lmx_model_loaded", model="m", format="mlx") == 1.0
     assert exporter.store.view().state.events == {}
 
 
