@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lmx_simulator import LmxSimulator
+from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
 from opta_exporter.metrics.specs import METRICS, MetricSpec
 from opta_exporter.relay.families import RELAY_METRICS
-from tests.conftest import is_open, scrape, wait_for
+from tests.conftest import WAIT, is_open, scrape
 from tests.integration.test_sources import FAST, read_since
 
 MakeExporter = Callable[..., Exporter]
@@ -25,6 +27,18 @@ MakeSim = Callable[..., LmxSimulator]
 # Declared families that no scenario fills, each with its reason. Empty: every family
 # the exporter declares has a source a running LMX provides.
 NO_SCENARIO: dict[str, str] = {}
+
+
+def wait_for(exporter: Exporter, predicate: Callable[[LmxState, ExporterHealth], bool]) -> None:
+    """conftest's wait_for, saying on failure what the exporter had seen: a long scenario
+    fails far from its cause otherwise."""
+    if not exporter.store.wait_for(predicate, WAIT):
+        view = exporter.store.view()
+        state, health = view.state, view.health
+        raise AssertionError(
+            f"not reached: events {state.events}, reconnects {health.reconnects}, "
+            f"drift {state.state_drift}, loaded {sorted(state.loaded)}"
+        )
 
 
 def sample_names(spec: MetricSpec) -> tuple[str, ...]:
@@ -100,6 +114,8 @@ def test_every_declared_family_has_a_sample_in_an_lmx_day(
     sim.load_model("m" * 300)  # over the 256-character cap: refused, counted
     sim.publish_raw(b"event: model_loaded\ndata: {not json\n\n")
     wait_for(exporter, lambda s, h: s.state_drift >= 1 and s.event_errors["malformed_json"] > 0)
+    # drift makes the exporter subscribe again ("dropped"): let that settle first
+    wait_for(exporter, lambda s, h: h.reconnects["dropped"] >= 1 and is_open(s, h))
     reconnects = sum(exporter.store.view().health.reconnects.values())
     sim.close_streams()
     wait_for(exporter, lambda s, h: sum(h.reconnects.values()) > reconnects and is_open(s, h))

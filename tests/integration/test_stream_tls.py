@@ -104,9 +104,9 @@ def test_events_arrive_whole_over_tls_and_stop_cuts_the_read(
     sim.load_model("over-tls", fmt="gguf")
     for duration in (0.1, 0.2, 0.3):
         sim.publish("model_canary_passed", {"model_id": "over-tls", "duration_sec": duration})
-    wait_for(exporter, lambda s, h: s.canaries["passed"] == 3)
+    wait_for(exporter, lambda s, h: s.canaries["passed"] == 4)  # the load's own, and these
     assert exporter.store.view().state.loaded["over-tls"] == "gguf"
-    assert b"".join(decoded).count(b"event: model_canary_passed") == 3  # our decoder's reads
+    assert b"".join(decoded).count(b"event: model_canary_passed") == 4  # our decoder's reads
     for thread in exporter._threads:  # stop() must end the blocked TLS read
         assert thread.is_alive()
     exporter.stop()
