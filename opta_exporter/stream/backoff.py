@@ -4,8 +4,12 @@ Exponential with *proportional* jitter: each wait is drawn from [d/2, d] where
 d = base * 2^(failures-1), capped. One exporter per LMX is no thundering herd, so full
 jitter's spread buys little, while a floor of d/2 guarantees attempts are spaced (a full
 or restarting LMX is never hammered). The failure count resets once a connection has
-delivered an event; auth failures wait the cap; `retry:` and `Retry-After` set a floor
-(bounded by MAX_SERVER_WAIT, so a hostile header cannot park the daemon for a month).
+delivered an event; auth failures wait the cap.
+
+A server's `retry:` or `Retry-After` is a floor under the next wait only, and never above
+the cap: the operator's `--backoff.cap` is the longest the exporter stays away, whatever
+a server (or a hostile proxy) says, and one odd value must not slow every later
+reconnect.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from typing import Protocol
-
-MAX_SERVER_WAIT = 600.0  # the most a Retry-After or retry: may make us wait
 
 
 class Ended(Protocol):
@@ -34,9 +36,12 @@ class Backoff:
         self._cap = cap
         self._rng = rng
         self._failures = 0
-        self.server_retry: float | None = None  # the stream's last `retry:`, in seconds
+        # the stream's `retry:` (seconds) since the last wait: for the next wait only
+        self.server_retry: float | None = None
 
     def next_wait(self, ended: Ended) -> float:
+        floor = max(ended.retry_after or 0.0, self.server_retry or 0.0)
+        self.server_retry = None  # used up, whatever this ending was
         if ended.reason == "dropped":
             return 0.0  # a zombie subscription: resubscribe at once
         if ended.healthy:
@@ -47,5 +52,4 @@ class Backoff:
         else:
             delay = min(self._cap, self._base * 2 ** (self._failures - 1))
         wait = delay * (0.5 + 0.5 * self._rng())
-        floor = max(ended.retry_after or 0.0, self.server_retry or 0.0)
-        return max(wait, min(floor, MAX_SERVER_WAIT))
+        return max(wait, min(floor, self._cap))

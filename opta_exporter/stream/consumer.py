@@ -177,8 +177,9 @@ class StreamConsumer:
                 events = parser.feed(chunk)
                 # id: and retry: count even in a block without data (WHATWG)
                 self._last_event_id = parser.last_event_id
-                if parser.retry_ms is not None:
+                if parser.retry_ms is not None:  # a floor for the next wait only
                     self._backoff.server_retry = parser.retry_ms / 1000.0
+                    parser.retry_ms = None
                 for _ in range(parser.oversize - oversize):
                     self._log_error(self._store.count_error("oversize", "event over 1 MiB"))
                 oversize = parser.oversize

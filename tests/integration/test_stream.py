@@ -182,7 +182,7 @@ def test_last_event_id_and_retry_are_honoured(
     sim: LmxSimulator, make_exporter: MakeExporter
 ) -> None:
     gate = Gate()
-    exporter = make_exporter(sim, sleep=gate)
+    exporter = make_exporter(sim, sleep=gate, backoff_cap=2.0)  # a floor stays under the cap
     wait_for(exporter, is_open)
     sim.publish_raw(b'id: 42\nretry: 1500\nevent: heartbeat\ndata: {"timestamp": 1}\n\n')
     wait_for(exporter, lambda s, h: s.events.get("heartbeat") == 1)
@@ -194,6 +194,26 @@ def test_last_event_id_and_retry_are_honoured(
     events = [h for _, path, h in sim.requests_seen if path.startswith("/admin/events")]
     assert {k.lower(): v for k, v in events[-1].items()}.get("last-event-id") == "42"
     assert "last-event-id" not in {k.lower() for k in events[0]}
+
+
+def test_a_hostile_retry_is_capped_and_floors_one_wait_only(
+    sim: LmxSimulator, make_exporter: MakeExporter
+) -> None:
+    """Before: `retry: 10^12` became a 600 s floor under this and every later reconnect."""
+    gate = Gate()
+    exporter = make_exporter(sim, sleep=gate, backoff_base=0.05, backoff_cap=2.0)
+    wait_for(exporter, is_open)
+    sim.publish_raw(b"retry: 1000000000000\n\n")  # a block without data still counts
+    sim.publish("heartbeat", {"timestamp": 1.0})
+    wait_for(exporter, lambda s, h: s.events.get("heartbeat") == 1)
+    sim.close_streams()
+    wait_for(exporter, lambda s, h: h.connection_state == "backoff")
+    assert gate.waits == [2.0]  # the configured cap, not 600 s
+    gate.release()
+    wait_for(exporter, lambda s, h: is_open(s, h) and h.resyncs["success"] == 2)
+    sim.close_streams()  # no retry: on this connection
+    wait_for(exporter, lambda s, h: is_open(s, h) and h.resyncs["success"] == 3)
+    assert gate.waits == [2.0, 0.1]  # the second failure's own backoff, no floor left
 
 
 def test_bad_event_is_counted_and_stream_goes_on(
