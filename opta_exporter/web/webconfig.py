@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
+import logging
+import re
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,8 @@ import bcrypt
 import yaml
 
 from opta_exporter.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 _TLS_KEYS = {
     "cert_file",
@@ -35,8 +42,18 @@ _CLIENT_AUTH = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
 }
 _VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-# Checked against when the user is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = bcrypt.hashpw(b"opta-exporter-dummy", bcrypt.gensalt(rounds=10))
+# A bcrypt hash: version, two-digit cost (4 to 31), then 22 salt and 31 hash characters.
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+# bcrypt reads at most 72 bytes of a password; the library refuses longer ones outright.
+MAX_PASSWORD_BYTES = 72
+# bcrypt checks at once: each takes a core for a quarter of a second at cost 12, so guesses
+# must not take every core; a scraper whose pair is remembered never waits for one.
+MAX_BCRYPT_CHECKS = 2
+# How long a request waits for a free check before it is refused as busy (429).
+BCRYPT_WAIT = 1.0
+RETRY_AFTER = 1  # seconds, the Retry-After of a busy refusal
+# A spell of refusals is over when none came for this long; each spell is said once.
+SPELL_QUIET = 60.0
 
 
 @dataclass(frozen=True)
@@ -94,42 +111,125 @@ def load_web_config(path: str) -> WebConfig:
     users = _mapping(doc.get("basic_auth_users"), "basic_auth_users")
     hashes: dict[str, bytes] = {}
     for user, hashed in users.items():
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        if not isinstance(hashed, str) or not _BCRYPT_HASH.fullmatch(hashed):
             raise ConfigError(f"--web.config.file: user {user!r} needs a bcrypt hash")
         hashes[user] = hashed.encode()
     context = _tls_context(tls, Path(path).resolve().parent) if tls else None
     return WebConfig(tls=context, users=hashes)
 
 
+class AuthResult(enum.Enum):
+    OK = "ok"
+    DENIED = "denied"  # 401
+    BUSY = "busy"  # too many bcrypt checks at once: 429, Retry-After: RETRY_AFTER
+
+
+def bcrypt_cost(hashed: bytes) -> int:
+    """The cost (log2 rounds) of a hash, from its prefix: `$2b$12$...` is 12."""
+    return int(hashed[4:6])
+
+
+class _Spell:
+    """Says a repeated refusal once per spell: again only after SPELL_QUIET without one."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def begins(self) -> bool:
+        now = self._clock()
+        with self._lock:
+            begins = self._last is None or now - self._last >= SPELL_QUIET
+            self._last = now
+        return begins
+
+
+def _credentials(header: str | None) -> tuple[str, bytes] | None:
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        user, sep, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password.encode()) if sep else None
+
+
 class BasicAuth:
     """Checks `Authorization: Basic`; remembers good pairs, because bcrypt is slow on
-    purpose and a scrape every few seconds must not cost a bcrypt each."""
+    purpose and a scrape every few seconds must not cost a bcrypt each.
 
-    def __init__(self, users: dict[str, bytes]) -> None:
+    What an unauthenticated client can make it do is bounded: a password over 72 bytes is
+    refused before bcrypt; at most `max_checks` bcrypt checks run at once, and a request
+    that finds none free within `wait` seconds is refused as BUSY; an unknown user is
+    checked against a hash of the configured cost, so it costs what a known one does.
+    """
+
+    def __init__(
+        self,
+        users: dict[str, bytes],
+        *,
+        max_checks: int = MAX_BCRYPT_CHECKS,
+        wait: float = BCRYPT_WAIT,
+        checker: Callable[[bytes, bytes], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for user, hashed in users.items():
+            if not _BCRYPT_HASH.fullmatch(hashed.decode("ascii", "replace")):
+                raise ValueError(f"user {user!r} needs a bcrypt hash")
         self._users = users
         self._good: set[bytes] = set()
         self._lock = threading.Lock()
+        self._max_checks = max_checks
+        self._slots = threading.BoundedSemaphore(max_checks)
+        self._wait = wait
+        self._checker = checker or bcrypt.checkpw
+        self._too_long = _Spell(clock)
+        self._busy = _Spell(clock)
+        # Checked against when the user is unknown, so a wrong name costs as long as a wrong
+        # password: the dearest configured cost, as an attacker would probe the dearest user.
+        cost = max((bcrypt_cost(h) for h in users.values()), default=4)
+        self.dummy_hash = bcrypt.hashpw(b"opta-exporter-dummy", bcrypt.gensalt(rounds=cost))
 
     def allows(self, header: str | None) -> bool:
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, sep, password = (
-                base64.b64decode(header[6:], validate=True).decode().partition(":")
-            )
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        if not sep:
-            return False
+        return self.check(header) is AuthResult.OK
+
+    def check(self, header: str | None) -> AuthResult:
+        pair = _credentials(header)
+        if pair is None:
+            return AuthResult.DENIED
+        user, password = pair
+        if len(password) > MAX_PASSWORD_BYTES:
+            # bcrypt cannot check it, so no configured hash can match it
+            if self._too_long.begins():
+                log.warning(
+                    "basic auth: refused a password over %d bytes (bcrypt's limit); "
+                    "further ones are refused without a word",
+                    MAX_PASSWORD_BYTES,
+                )
+            return AuthResult.DENIED
         hashed = self._users.get(user)
-        token = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        token = hashlib.sha256(user.encode() + b"\0" + password).digest()
         with self._lock:
             if any(hmac.compare_digest(token, good) for good in self._good):
-                return hashed is not None
-        ok = bcrypt.checkpw(password.encode(), hashed if hashed is not None else _DUMMY_HASH)
+                return AuthResult.OK if hashed is not None else AuthResult.DENIED
+        if not self._slots.acquire(timeout=self._wait):
+            if self._busy.begins():
+                log.warning(
+                    "basic auth: %d password checks already running; requests whose "
+                    "password is not yet known good are refused as busy until one is free",
+                    self._max_checks,
+                )
+            return AuthResult.BUSY
+        try:
+            ok = self._checker(password, hashed if hashed is not None else self.dummy_hash)
+        except ValueError:  # what bcrypt raises on an input it cannot take: not a match
+            ok = False
+        finally:
+            self._slots.release()
         if ok and hashed is not None:
             with self._lock:
                 if len(self._good) < 64:
                     self._good.add(token)
-            return True
-        return False
+            return AuthResult.OK
+        return AuthResult.DENIED
