@@ -1,8 +1,8 @@
 """HTTP: the metrics, a landing page, and /healthz, as a WSGI app (httpd.py serves it).
 
-The metrics are negotiated as the client library negotiates them (OpenMetrics when
-Prometheus asks for it, gzip when accepted) and written by exposition.py and
-relay_text.py, byte for byte as the library would write them.
+The metrics are negotiated by q-value (OpenMetrics 1.0.0 when the scraper prefers it,
+else the text format 0.0.4; gzip when accepted) and written by exposition.py and
+relay_text.py, byte for byte as the client library would write them.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import json
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
-
-from prometheus_client.exposition import choose_encoder
 
 from opta_exporter import __version__
 from opta_exporter.config import Config
@@ -51,12 +49,64 @@ _LANDING = """<!doctype html>
 """
 
 
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def _ranked(header: str) -> list[tuple[str, dict[str, str], float]]:
+    """An Accept or Accept-Encoding header's entries: (lower-cased name, parameters, q),
+    in the order sent. An entry whose q is not a number from 0 to 1 is left out."""
+    entries = []
+    for entry in header.split(","):
+        name, *params = entry.split(";")
+        args = {}
+        for param in params:
+            key, _, value = param.partition("=")
+            args[key.strip().lower()] = value.strip().strip('"')
+        try:
+            q = float(args.pop("q", "1"))
+        except ValueError:
+            continue
+        if 0.0 <= q <= 1.0:  # NaN fails both
+            entries.append((name.strip().lower(), args, q))
+    return entries
+
+
+def negotiate(accept: str) -> str:
+    """The Content-Type to answer with. We write OpenMetrics 1.0.0 and text 0.0.4 only:
+    an OpenMetrics range naming another version is not ours to echo (the library would
+    echo any version from 1.0.0 up, and fail on one that is not a number), so it falls to
+    the next choice; text 0.0.4 when nothing better is acceptable, as Prometheus expects."""
+    best, best_q = TEXT, 0.0
+    for name, args, q in _ranked(accept):
+        if name == "application/openmetrics-text" and args.get("version", "1.0.0") in (
+            "1.0.0",
+            "",
+        ):
+            choice = OPENMETRICS
+        elif name in ("text/plain", "text/*", "*/*"):
+            choice = TEXT
+        else:
+            continue
+        if q > best_q:  # ties: the first listed
+            best, best_q = choice, q
+    return best
+
+
+def gzip_accepted(accept_encoding: str) -> bool:
+    """gzip unless refused: by `gzip;q=0`, or by not being named where `*` is absent or
+    has q=0 (RFC 9110 12.5.3)."""
+    codings = {name: q for name, _, q in reversed(_ranked(accept_encoding))}
+    q = codings.get("gzip", codings.get("x-gzip", codings.get("*", 0.0)))
+    return q > 0
+
+
 def metrics_body(
     store: Store, relay: RelayText | None, accept: str, exposition: Exposition | None = None
 ) -> tuple[bytes, str]:
-    """The exposition in the format the scraper asked for (the library negotiates)."""
-    _, content_type = choose_encoder(accept)
-    openmetrics = content_type.startswith("application/openmetrics-text")
+    """The exposition in the format the scraper asked for."""
+    content_type = negotiate(accept)
+    openmetrics = content_type == OPENMETRICS
     view = store.view()
     exposition = exposition or Exposition()
     parts = exposition.parts(tables(view.state, view.health, view.now, view.wall), openmetrics)
@@ -74,7 +124,7 @@ def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
     def metrics(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body, content_type = metrics_body(store, relay, environ.get("HTTP_ACCEPT", ""), exposition)
         headers = [("Content-Type", content_type)]
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
             # gzip at level 1: higher levels cost many times the CPU for a little less size;
             # the CRC in the same pass
             body = zlib.compress(body, 1, wbits=31)
@@ -87,6 +137,13 @@ def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
             return metrics(environ, start_response)
+        if path == "/-/ready":  # for an orchestrator: 503 while a thread is dead
+            ok, text = store.ready()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(
+                status, [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))]
+            )
+            return [text.encode()]
         if path == "/healthz":
             body = json.dumps(health(store)).encode()
             ctype = "application/json"

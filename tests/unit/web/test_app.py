@@ -133,3 +133,64 @@ def test_basic_auth_guards_every_path(authorization: str | None, allowed: bool) 
         else:
             assert answer.status == "401 Unauthorized"
             assert answer.headers["WWW-Authenticate"] == 'Basic realm="opta-exporter"'
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "zipped"),
+    [
+        ("gzip", True),
+        ("gzip;q=0.5, identity", True),
+        ("GZIP", True),
+        ("*", True),
+        ("x-gzip", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, deflate", False),
+        ("*;q=0", False),
+        ("*, gzip;q=0", False),
+        ("deflate", False),
+        ("gzip;q=nope", False),
+        ("", False),
+    ],
+)
+def test_gzip_honours_q_values(accept_encoding: str, zipped: bool) -> None:
+    """`gzip;q=0` is a refusal, not a request: the old substring test sent gzip anyway."""
+    answer = Answer(app_for(), "/metrics", accept_encoding=accept_encoding)
+    assert ("Content-Encoding" in answer.headers) is zipped
+    assert answer.body.startswith(b"\x1f\x8b") is zipped
+
+
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("", TEXT),
+        (OPENMETRICS, OM),
+        ("application/openmetrics-text", OM),
+        ("application/openmetrics-text; version=9.9.9", TEXT),
+        ("application/openmetrics-text; version=9.9.9, application/openmetrics-text;q=0.5", OM),
+        ("application/openmetrics-text; version=x", TEXT),
+        ("application/openmetrics-text; version=0.0.1", TEXT),
+        ("application/openmetrics-text;version=1.0.0;q=0.2, text/plain;q=0.9", TEXT),
+        ("text/plain;version=0.0.4;q=0.3, application/openmetrics-text;version=1.0.0;q=0.6", OM),
+        ("application/openmetrics-text;q=0", TEXT),
+        ("application/openmetrics-text;q=junk", TEXT),
+        (
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+            "application/openmetrics-text;version=0.0.1;q=0.5,"
+            "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+            "text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+            OM,
+        ),  # Prometheus 3's scrape Accept
+        ("image/png", TEXT),
+    ],
+)
+def test_the_format_is_negotiated_to_one_we_write(accept: str, content_type: str) -> None:
+    """Only versions we write are ever claimed: an unknown OpenMetrics version is not
+    echoed back (the library echoed 9.9.9, and failed with a 500 on `version=x`)."""
+    answer = Answer(app_for(), "/metrics", accept=accept)
+    assert answer.status == "200 OK"
+    assert answer.headers["Content-Type"] == content_type
+    assert answer.body.endswith(b"# EOF\n") is (content_type == OM)
