@@ -6,9 +6,11 @@ registry and sessions, and stop it deterministically.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import requests
 from prometheus_client import CollectorRegistry
@@ -24,15 +26,17 @@ from opta_exporter.lmx.shedding import SheddingWatch
 from opta_exporter.metrics.collector import LmxCollector
 from opta_exporter.readers.poll import poll
 from opta_exporter.readers.snapshots import Snapshotter, snapshot_loop
-from opta_exporter.readers.source import admin_sources
+from opta_exporter.readers.source import PolledSource, admin_sources
 from opta_exporter.relay.families import RelayCollector
 from opta_exporter.relay.reader import RelayReader
 from opta_exporter.relay.text import RelayText
-from opta_exporter.store import Store
+from opta_exporter.store import Store, ThreadReport
 from opta_exporter.stream.consumer import StreamConsumer
 from opta_exporter.web.app import make_app
 from opta_exporter.web.httpd import MetricsServer
 from opta_exporter.web.webconfig import WebConfig
+
+RESTART_AFTER = 1.0  # seconds before a loop that an exception escaped runs again
 
 
 def _snapshot_session() -> requests.Session:
@@ -53,6 +57,10 @@ def _snapshot_session() -> requests.Session:
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session
+
+
+def _poll_source(source: PolledSource[Any], stop: threading.Event, report: ThreadReport) -> None:
+    poll(source.read_once, source.wait, stop, report)
 
 
 class Exporter:
@@ -129,33 +137,51 @@ class Exporter:
             make_app(self.store, relay_text, config),
             web,
         )
+
+        def thread(name: str, body: Callable[[ThreadReport], object]) -> threading.Thread:
+            report = self.store.thread(name)
+            return threading.Thread(
+                target=self._supervise, name=name, daemon=True, args=(report, body)
+            )
+
+        stop = self.stop_event
         self._threads = [
-            threading.Thread(target=self.consumer.run, name="stream", daemon=True),
-            threading.Thread(
-                target=snapshot_loop,
-                name="snapshots",
-                daemon=True,
-                args=(self.snapshotter, config.snapshot_interval, self.stop_event, self._on_drift),
+            thread("stream", lambda report: self.consumer.run()),
+            thread(
+                "snapshots",
+                lambda report: snapshot_loop(
+                    self.snapshotter, config.snapshot_interval, stop, self._on_drift, report
+                ),
             ),
             *(
-                threading.Thread(
-                    target=poll,
-                    name=source.name,
-                    daemon=True,
-                    args=(source.read_once, source.wait, self.stop_event),
+                thread(
+                    source.name,
+                    functools.partial(_poll_source, source, stop),
                 )
                 for source in self.sources
             ),
         ]
-        if self.relay is not None and relay_text is not None:
-            self._threads.append(
-                threading.Thread(
-                    target=self.relay.run,
-                    args=(self.stop_event, relay_text.refresh),
-                    name="relay",
-                    daemon=True,
-                )
-            )
+        relay = self.relay
+        if relay is not None and relay_text is not None:
+            refresh = relay_text.refresh
+            self._threads.append(thread("relay", lambda report: relay.run(stop, refresh, report)))
+
+    def _supervise(self, report: ThreadReport, body: Callable[[ThreadReport], object]) -> None:
+        """Every long-lived thread's body: up while it runs, and an exception that gets
+        out of its loop is counted, said once per spell, and the loop started again a
+        moment later; the thread ends only when the daemon stops. Should it end anyway,
+        opta_exporter_thread_up and /-/ready say so."""
+        report.running(True)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    body(report)
+                except Exception as exc:
+                    report.failed(exc)
+                if self.stop_event.wait(RESTART_AFTER):
+                    return
+        finally:
+            report.running(False)
 
     def _on_drift(self, drift: int) -> None:
         """A snapshot corrected the model set while the stream looked healthy: LMX has

@@ -5,6 +5,7 @@ Writers take the lock for a few dict operations; a scrape takes it only to copy.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from opta_exporter.core.ingest import ingest
 from opta_exporter.core.readings import DiagnosticsReading, Download, HealthReading
 from opta_exporter.core.state import LmxState, Snapshot
 from opta_exporter.core.throughput import TokenCount
+
+log = logging.getLogger(__name__)
 
 
 def _as_bytes(data: str | bytes) -> bytes:
@@ -172,6 +175,33 @@ class Store:
                 self.health.reconnects[reconnect_reason] += 1
             self._notify()
 
+    def thread(self, name: str) -> ThreadReport:
+        """Register a long-lived thread (down until it runs) and return its reporter."""
+        with self.lock:
+            self.health.threads.setdefault(name, False)
+            self.health.thread_errors.setdefault(name, 0.0)
+        return ThreadReport(self, name)
+
+    def thread_running(self, name: str, up: bool) -> None:
+        with self.lock:
+            self.health.threads[name] = up
+            self._notify()
+
+    def thread_error(self, name: str) -> None:
+        with self.lock:
+            self.health.thread_errors[name] = self.health.thread_errors.get(name, 0.0) + 1
+            self._notify()
+
+    def ready(self) -> tuple[bool, str]:
+        """/-/ready: every thread runs and LMX has been read once; else which is not."""
+        with self.lock:
+            dead, read = self.health.dead_threads(), self.health.read_lmx()
+        if dead:
+            return False, "not ready: thread(s) not running: " + ", ".join(dead) + "\n"
+        if not read:
+            return False, "not ready: LMX not read yet\n"
+        return True, "ready\n"
+
     def wait_for(
         self, predicate: Callable[[LmxState, ExporterHealth], bool], timeout: float
     ) -> bool:
@@ -193,3 +223,42 @@ class Store:
         with self.lock:
             state, health = self.state.copy(), self.health.copy()
         return View(state, health, self.clock.monotonic(), self.clock.time())
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one short line: its type and the start of its text (which may
+    quote a hostile body, so it is cut and escaped)."""
+    text = str(exc)
+    detail = repr(text[:120])[1:-1] + ("..." if len(text) > 120 else "")
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+class ThreadReport:
+    """One long-lived thread's reports to the store: whether it runs, and each error
+    that reached its loop (counted in opta_exporter_thread_errors_total). The log says
+    it once per spell: the first error, a different one, and the recovery; not a
+    traceback per interval."""
+
+    def __init__(self, store: Store | None, name: str) -> None:
+        self.store = store  # None: log only (a loop run outside the daemon)
+        self.name = name
+        self._spell: str | None = None  # the last error's description while failing
+
+    def running(self, up: bool) -> None:
+        if self.store is not None:
+            self.store.thread_running(self.name, up)
+
+    def failed(self, exc: BaseException) -> None:
+        if self.store is not None:
+            self.store.thread_error(self.name)
+        reason = describe(exc)
+        if reason != self._spell:
+            log.warning("thread %s: unexpected error, counted and survived: %s", self.name, reason)
+            log.debug("thread %s: the error's traceback", self.name, exc_info=exc)
+        self._spell = reason
+
+    def ok(self) -> None:
+        """A pass of the loop went through: a spell of errors is over."""
+        if self._spell is not None:
+            log.info("thread %s: works again", self.name)
+            self._spell = None

@@ -66,6 +66,10 @@ class ExporterHealth:
     last_activity: float | None = None
     # the sources this exporter reads (by name); one that is not read is not listed
     sources: dict[str, SourceStatus] = field(default_factory=dict)
+    # the long-lived threads by name: whether each runs, and the errors that reached its
+    # loop (caught, counted, survived); a thread that ended while the daemon runs is dead
+    threads: dict[str, bool] = field(default_factory=dict)
+    thread_errors: dict[str, float] = field(default_factory=dict)
 
     def up(self, now: float) -> bool:
         return (
@@ -80,10 +84,21 @@ class ExporterHealth:
         status = self.sources.get(source)
         return status is None or status.fresh(now)
 
+    def read_lmx(self) -> bool:
+        """Whether any read of LMX has succeeded yet (a snapshot, a polled source)."""
+        return self.last_activity is not None or any(
+            status.last_success_mono is not None for status in self.sources.values()
+        )
+
+    def dead_threads(self) -> list[str]:
+        return [name for name, up in self.threads.items() if not up]
+
     def copy(self) -> ExporterHealth:
         return replace(
             self,
             reconnects=dict(self.reconnects),
             resyncs=dict(self.resyncs),
             sources=dict(self.sources),
+            threads=dict(self.threads),
+            thread_errors=dict(self.thread_errors),
         )

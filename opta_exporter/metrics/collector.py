@@ -144,6 +144,10 @@ def tables(
         ],
         "opta_exporter_state_drift_total": [((), s.state_drift)],
         "opta_exporter_series_dropped_total": _keyed(s.series_dropped()),
+        "opta_exporter_thread_up": [
+            ((name,), 1.0 if up else 0.0) for name, up in h.threads.items()
+        ],
+        "opta_exporter_thread_errors_total": _keyed(h.thread_errors),
     }
     histograms: dict[str, HistogramFamily] = {
         "opta_lmx_model_load_duration_seconds": s.load_duration,

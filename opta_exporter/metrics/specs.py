@@ -115,6 +115,16 @@ METRICS: tuple[MetricSpec, ...] = (
     _c(
         "opta_exporter_series_dropped_total", "metric", "Label sets refused by the cardinality cap."
     ),
+    _g(
+        "opta_exporter_thread_up",
+        "thread",
+        "1 while the exporter's long-lived thread runs; 0 means it died (see /-/ready).",
+    ),
+    _c(
+        "opta_exporter_thread_errors_total",
+        "thread",
+        "Unexpected errors a long-lived thread caught from its input, counted and survived.",
+    ),
 )
 
 

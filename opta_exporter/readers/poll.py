@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 
-log = logging.getLogger(__name__)
+from opta_exporter.store import ThreadReport
 
 
-def poll(read_once: Callable[[], object], wait: Callable[[], float], stop: threading.Event) -> None:
+def poll(
+    read_once: Callable[[], object],
+    wait: Callable[[], float],
+    stop: threading.Event,
+    report: ThreadReport | None = None,
+) -> None:
     """Read at once, then again `wait()` seconds after each read. An exception from a
-    read is a bug, not LMX's fault: it is logged with its traceback and the next interval
-    reads again, so one bad body can never end a source for good."""
+    read (a body no parser expected, a bug) is counted and logged once per spell by
+    `report`, and the next interval reads again: one bad body never ends a source."""
+    report = report or ThreadReport(None, threading.current_thread().name)
     while not stop.is_set():
         try:
             read_once()
-        except Exception:
-            log.exception("unexpected error in %s", threading.current_thread().name)
+        except Exception as exc:
+            report.failed(exc)
+        else:
+            report.ok()
         if stop.wait(wait()):
             return

@@ -17,7 +17,7 @@ from opta_exporter.config import Config
 from opta_exporter.core.snapshot import parse_snapshot
 from opta_exporter.core.state import Snapshot
 from opta_exporter.lmx.client import Answers, LmxClient, LmxError
-from opta_exporter.store import Store
+from opta_exporter.store import Store, ThreadReport
 
 log = logging.getLogger(__name__)
 CONFIRM_AFTER = 1.0  # seconds before a disagreeing snapshot is read again
@@ -40,7 +40,9 @@ class Snapshotter:
         self._last_error: str | None = None
 
     def fetch(self) -> Snapshot:
-        """Both reads, each reported as its own source; the first failure is raised."""
+        """Both reads, each reported as its own source; the first failure is raised. A
+        body that breaks the JSON decoder itself (RecursionError at 100k levels) fails
+        its source too and is raised as it is, for the thread's loop to count."""
         bodies: dict[str, dict[str, Any]] = {}
         error: LmxError | None = None
         for source in ("status", "memory"):
@@ -48,6 +50,9 @@ class Snapshotter:
                 bodies[source] = self._lmx.read_json(f"/admin/{source}")
             except LmxError as exc:
                 error = error or exc
+            except Exception:
+                self._store.source_read(source, False)
+                raise
             self._store.source_read(source, source in bodies)
         if error is not None:
             raise error
@@ -69,8 +74,10 @@ class Snapshotter:
             since = self._store.seq()
             try:
                 snap = self.fetch()
-            except LmxError as exc:
+            except Exception as exc:
                 self._store.resync_failed()
+                if not isinstance(exc, LmxError):
+                    raise  # not LMX's answer but what it did to us: the caller counts it
                 if not exc.overloaded:  # a spell of shedding is said once (lmx/shedding.py)
                     if str(exc) != self._last_error:
                         log.warning("snapshot failed: %s", exc)
@@ -87,17 +94,26 @@ def snapshot_loop(
     interval: float,
     stop: threading.Event,
     on_drift: Callable[[int], None],
+    report: ThreadReport | None = None,
 ) -> None:
     """Thread body: a drift seen while the stream is open means events were lost.
 
     A model event LMX published just before it answered the snapshot may still be on
     the wire; so a snapshot that disagrees is read again a moment later, and only what
-    still disagrees then counts as drift (and replaces the subscription).
+    still disagrees then counts as drift (and replaces the subscription). An exception
+    (a body the decoder cannot take) is counted by `report` and the next interval reads
+    again: the resyncs and the zombie cure must not stop for good.
     """
+    report = report or ThreadReport(None, threading.current_thread().name)
     second_look = min(CONFIRM_AFTER, interval / 2)
     while not stop.wait(interval):
-        if snapshotter.disagrees() and stop.wait(second_look):
-            return
-        drift = snapshotter.resync()
-        if drift:
-            on_drift(drift)
+        try:
+            if snapshotter.disagrees() and stop.wait(second_look):
+                return
+            drift = snapshotter.resync()
+            if drift:
+                on_drift(drift)
+        except Exception as exc:
+            report.failed(exc)
+        else:
+            report.ok()

@@ -67,10 +67,16 @@ class PolledSource(Generic[T]):
         return self._busy_interval if self._last_busy else self.interval
 
     def read_once(self) -> bool:
+        """One read; LMX's and the network's faults end as False. Anything else (a body
+        the decoder or parser cannot take) marks the source down and is raised for the
+        thread's loop to count (readers/poll.py)."""
         since = self._store.seq()
         try:
             reading = self._parse(self._lmx.read_json(self.path))
-        except LmxError as exc:
+        except Exception as exc:
+            if not isinstance(exc, LmxError):
+                self._store.source_read(self.name, False)
+                raise
             self._store.source_read(self.name, False)
             if not exc.overloaded:  # a spell of shedding is said once (lmx/shedding.py)
                 if str(exc) != self._last_error:

@@ -52,9 +52,14 @@ RELAY_METRICS: tuple[MetricSpec, ...] = (
         "opta_exporter_relay_samples_dropped_total",
         "counter",
         ("reason",),
-        "Samples of LMX's /admin/metrics that could not be relayed (unparseable, cap).",
+        "Samples of LMX's /admin/metrics that could not be relayed: unparseable, cap"
+        " (model cap), series_cap (past the per-read series cap), too_large (bodies refused"
+        " whole over the byte cap, one per read: their samples were never read).",
     ),
 )
+
+
+DROP_REASONS = ("unparseable", "cap", "series_cap", "too_large")
 
 
 class RelaySource(Protocol):
@@ -73,7 +78,7 @@ def _health(view: RelayView) -> Iterator[Metric]:
     yield gauge
     yield CounterMetricFamily(repaired.name, repaired.help, value=view.repaired)
     family = CounterMetricFamily(dropped.name, dropped.help, labels=dropped.labels)
-    for reason in ("unparseable", "cap"):
+    for reason in DROP_REASONS:
         family.add_metric([reason], view.dropped.get(reason, 0))
     yield family
 

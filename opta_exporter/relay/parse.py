@@ -12,6 +12,7 @@ from opta_exporter.core.labels import ModelCap
 from opta_exporter.relay.lines import RelaySample, clean_lines, unescape_help
 
 __all__ = [
+    "MAX_SERIES",
     "RelayFamily",
     "RelayParse",
     "RelaySample",
@@ -19,6 +20,11 @@ __all__ = [
     "parse_lmx_metrics",
     "token_counts",
 ]
+
+# The most samples relayed from one read. LMX's own body holds ~1,500 at 100 models; a
+# body of 300k series (6.8 MB) would otherwise be parsed, kept and re-exposed whole on
+# every scrape (391 MB RSS). The rest is counted as dropped (`series_cap`), unparsed.
+MAX_SERIES = 10_000
 
 # What each family type owns besides its own name, as prometheus_client groups samples.
 _SUFFIXES = {
@@ -42,6 +48,7 @@ class RelayParse:
     families: Mapping[str, RelayFamily] = field(default_factory=dict)
     repaired: int = 0  # samples whose label values LMX left unescaped, re-escaped here
     dropped: int = 0  # lines or samples that could not be read
+    capped: int = 0  # sample lines past the series cap, never parsed
 
     @property
     def sample_count(self) -> int:
@@ -126,16 +133,46 @@ def _merge(families: Iterable[RelayFamily]) -> tuple[dict[str, RelayFamily], int
     return merged, dropped
 
 
-def parse_lmx_metrics(text: str) -> RelayParse:
-    """Every sample that can be read, and counts of those repaired and dropped."""
+def _is_sample(line: str) -> bool:
+    line = line.strip()
+    return bool(line) and not line.startswith("#")
+
+
+def cut_series(text: str, max_series: int) -> tuple[str, int]:
+    """The text up to (not including) its sample line number `max_series + 1`, and the
+    count of sample lines cut. Done on the text, before any line is parsed, so a huge
+    body costs a scan, not a sample object per line."""
+    if text.count("\n") < max_series:  # the usual body: nothing to look at
+        return text, 0
+    seen, pos, end = 0, 0, len(text)
+    while pos < end:
+        stop = text.find("\n", pos)
+        stop = end if stop < 0 else stop
+        if _is_sample(text[pos:stop]):
+            seen += 1
+            if seen > max_series:
+                rest = text[pos:]
+                return text[:pos], sum(1 for line in rest.split("\n") if _is_sample(line))
+        pos = stop + 1
+    return text, 0
+
+
+def parse_lmx_metrics(text: str, max_series: int = MAX_SERIES) -> RelayParse:
+    """Every sample that can be read among the first `max_series`, and counts of those
+    repaired, dropped and cut. A histogram series the cut left incomplete is dropped as
+    cut too (counted in `capped`)."""
+    text, capped = cut_series(text, max_series)
     kept, repaired, dropped = clean_lines(text)
     families, duplicates = _merge(_group(kept))
     dropped += duplicates
     for name, family in families.items():
         if family.kind == "histogram":
             families[name], incomplete = _complete_histogram(family)
-            dropped += incomplete
-    return RelayParse(families, repaired, dropped)
+            if capped:
+                capped += incomplete
+            else:
+                dropped += incomplete
+    return RelayParse(families, repaired, dropped, capped)
 
 
 # Labels whose values LMX takes from outside: model ids, and the `X-Client-Id` header any
@@ -161,7 +198,7 @@ def cap_models(parse: RelayParse, cap: ModelCap) -> tuple[RelayParse, int]:
             else:
                 refused += 1
         families[name] = RelayFamily(name, family.kind, family.help, tuple(kept))
-    return RelayParse(families, parse.repaired, parse.dropped), refused
+    return RelayParse(families, parse.repaired, parse.dropped, parse.capped), refused
 
 
 def _single(parse: RelayParse, name: str) -> float | None:

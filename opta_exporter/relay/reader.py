@@ -23,12 +23,21 @@ from opta_exporter.core.health import STALE_INTERVALS
 from opta_exporter.core.labels import ModelCap
 from opta_exporter.core.throughput import TokenCount
 from opta_exporter.lmx.client import Answers, LmxClient, LmxError
-from opta_exporter.relay.parse import RelayFamily, cap_models, parse_lmx_metrics, token_counts
-from opta_exporter.store import SystemClock
+from opta_exporter.relay.parse import (
+    MAX_SERIES,
+    RelayFamily,
+    cap_models,
+    parse_lmx_metrics,
+    token_counts,
+)
+from opta_exporter.store import SystemClock, ThreadReport
 
 log = logging.getLogger(__name__)
 
 PATH = "/admin/metrics"
+# The most bytes one read takes: a body past it is refused whole (`too_large`). LMX's
+# own is ~150 KB at 100 models. A constant, not a flag: no LMX comes near it.
+MAX_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,43 +79,64 @@ class RelayReader:
         self._last_wall: float | None = None
         self._reads = {"success": 0, "failure": 0}
         self._repaired = 0
-        self._dropped = {"unparseable": 0, "cap": 0}
+        self._dropped = {"unparseable": 0, "cap": 0, "series_cap": 0, "too_large": 0}
         self._last_error: str | None = None
-        self._last_losses = (0, 0)
+        self._last_losses = (0, 0, 0)
 
     def read_once(self) -> bool:
-        """One read; True when it succeeded. Never raises for LMX's or the network's faults."""
+        """One read; True when it succeeded. Never raises for LMX's or the network's
+        faults; anything else is a failed read too, raised for the thread to count."""
         with self._read_lock:
             try:
-                parse = parse_lmx_metrics(self._lmx.read_text(PATH))
-            except LmxError as exc:
+                return self._read()
+            except Exception:
+                with self._lock:
+                    self._reads["failure"] += 1
+                    self.changed.notify_all()
+                self._report("relay", False)
+                raise
+
+    def _read(self) -> bool:
+        try:
+            text = self._lmx.read_text(PATH, max_bytes=MAX_BYTES)
+        except LmxError as exc:
+            if exc.status == 200 and exc.detail.startswith("body over"):
+                # the body is refused whole: its samples were never read, so the read
+                # itself is what is counted
+                with self._lock:
+                    self._dropped["too_large"] += 1
+                self._failed(f"body over the relay's cap of {MAX_BYTES} bytes, refused")
+            else:
                 self._failed(exc.detail, said=exc.overloaded)
-                self._report("relay", False)
-                return False
-            if parse.sample_count == 0 and parse.dropped:
-                reason = f"{parse.dropped} unreadable line(s), no metric: a proxy's page?"
-                self._failed(reason, parse.dropped)
-                self._report("relay", False)
-                return False
-            capped, refused = cap_models(parse, self._cap)
-            self._log_losses(parse.dropped, refused)
-            mono, wall = self._clock.monotonic(), self._clock.time()
-            with self._lock:
-                self._families = capped.families
-                self._last_mono, self._last_wall = mono, wall
-                self._reads["success"] += 1
-                self._repaired += parse.repaired
-                self._dropped["unparseable"] += parse.dropped
-                self._dropped["cap"] += refused
-                self.changed.notify_all()
-            self._report("relay", True)
-            tokens, uptime = token_counts(parse)  # before the cap: the total is unlabelled
-            if tokens is not None:
-                self._on_tokens(TokenCount(mono, wall, tokens, uptime))
-            if self._last_error is not None:
-                log.info("relay: reading LMX's %s works again", PATH)
-                self._last_error = None
-            return True
+            self._report("relay", False)
+            return False
+        parse = parse_lmx_metrics(text, MAX_SERIES)
+        del text  # the 8 MiB of it, before the families are built
+        if parse.sample_count == 0 and parse.dropped:
+            reason = f"{parse.dropped} unreadable line(s), no metric: a proxy's page?"
+            self._failed(reason, parse.dropped)
+            self._report("relay", False)
+            return False
+        capped, refused = cap_models(parse, self._cap)
+        self._log_losses(parse.dropped, refused, parse.capped)
+        mono, wall = self._clock.monotonic(), self._clock.time()
+        with self._lock:
+            self._families = capped.families
+            self._last_mono, self._last_wall = mono, wall
+            self._reads["success"] += 1
+            self._repaired += parse.repaired
+            self._dropped["unparseable"] += parse.dropped
+            self._dropped["cap"] += refused
+            self._dropped["series_cap"] += parse.capped
+            self.changed.notify_all()
+        self._report("relay", True)
+        tokens, uptime = token_counts(parse)  # before the cap: the total is unlabelled
+        if tokens is not None:
+            self._on_tokens(TokenCount(mono, wall, tokens, uptime))
+        if self._last_error is not None:
+            log.info("relay: reading LMX's %s works again", PATH)
+            self._last_error = None
+        return True
 
     def _failed(self, reason: str, unreadable: int = 0, *, said: bool = False) -> None:
         """`said`: someone else logs it (load shedding, once a spell: lmx/shedding.py)."""
@@ -120,28 +150,40 @@ class RelayReader:
             log.warning("relay: reading LMX's %s failed: %s", PATH, reason)
         self._last_error = reason
 
-    def _log_losses(self, unreadable: int, refused: int) -> None:
+    def _log_losses(self, unreadable: int, refused: int, cut: int) -> None:
         """Once per change, not per read: the same defect every 15 s is one message."""
-        if (unreadable, refused) != self._last_losses and (unreadable or refused):
+        losses = (unreadable, refused, cut)
+        if losses != self._last_losses and any(losses):
             log.warning(
                 "relay: %d line(s) of LMX's %s unreadable (dropped), %d sample(s) over the "
-                "model cap of %d (dropped)",
+                "model cap of %d (dropped), %d sample(s) past the series cap of %d (dropped)",
                 unreadable,
                 PATH,
                 refused,
                 self._config.max_models,
+                cut,
+                MAX_SERIES,
             )
-        self._last_losses = (unreadable, refused)
+        self._last_losses = losses
 
-    def run(self, stop: threading.Event, after_read: Callable[[], object] = bool) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        after_read: Callable[[], object] = bool,
+        report: ThreadReport | None = None,
+    ) -> None:
         """Thread body: read, hand over (`after_read`: the text for the next scrape), wait
-        an interval, until `stop` is set. Never raises."""
+        an interval, until `stop` is set. Never raises: an unexpected error is counted
+        and logged once per spell by `report`, and the next interval reads again."""
+        report = report or ThreadReport(None, threading.current_thread().name)
         while not stop.is_set():
             try:
                 self.read_once()
                 after_read()
-            except Exception:
-                log.exception("relay: unexpected error reading LMX's %s", PATH)
+            except Exception as exc:
+                report.failed(exc)
+            else:
+                report.ok()
             if stop.wait(self._config.relay_interval):
                 return
 

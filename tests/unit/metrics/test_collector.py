@@ -123,6 +123,8 @@ def feed_everything(rig: Rig) -> None:
         )
     )
     rig.store.set_shedding(True)
+    rig.store.thread("snapshots").running(True)
+    rig.store.thread("relay").failed(RecursionError("maximum recursion depth exceeded"))
     rig.store.set_downloads(tuple(Download(m, 0.25, 1e9, 4e9) for m in ODD_IDS))
     rig.store.set_quantize(parse_quantize({"jobs": [{"status": "queued"}, {"status": "odd"}]}))
     rig.store.set_diagnostics(
