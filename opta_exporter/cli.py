@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import queue
 import signal
 import sys
-import threading
 from types import FrameType
 
 import requests
@@ -65,6 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return run_check(config, requests.Session(), print)
     setup_logging(config.log_level, config.log_format)
+    # The handler only queues the signal; the main thread says what it does. SIGHUP (a
+    # closed terminal, `kill -HUP`, a reload habit) must not kill the exporter: its default
+    # action is death, and systemd counts death by SIGHUP as a clean exit, so
+    # Restart=on-failure would leave the service down. Handlers go in before the Exporter
+    # exists, so a signal during start-up is acted on once it serves.
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signals.put(signum)  # SimpleQueue.put is safe in a signal handler
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         exporter = Exporter(config, web=web)
     except OSError as exc:
@@ -72,13 +84,6 @@ def main(argv: list[str] | None = None) -> int:
             "cannot listen on %s:%d: %s", config.listen_host, config.listen_port, exc.strerror
         )
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     exporter.start()
     log.info(
         "opta-exporter %s serving %s on port %d, following %s",
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         exporter.server.port,
         config.lmx_url,
     )
-    stop.wait()
+    while signals.get() == signal.SIGHUP:
+        log.info("SIGHUP ignored: nothing is reloaded; restart the exporter to apply changes")
     log.info("stopping")
     exporter.stop()
     return 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,3 +127,42 @@ def test_version() -> None:
         check=True,
     )
     assert out.stdout.strip() == f"opta-exporter {__version__}"
+
+
+def test_sighup_is_ignored_with_a_line_and_sigterm_still_exits_0() -> None:
+    """SIGHUP's default action is death, which systemd's Restart=on-failure does not undo."""
+    with LmxSimulator() as sim:
+        proc, port = _start(["--lmx.url", sim.url, "--web.listen-address", "127.0.0.1:0"])
+        assert proc.stderr is not None
+        lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+        def read() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                lines.put(line)
+            lines.put(None)  # the process closed stderr: it has ended
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+
+        def next_hup_line() -> str:
+            while (line := lines.get(timeout=WAIT)) is not None:
+                if "SIGHUP" in line:
+                    return line
+            proc.wait(WAIT)
+            pytest.fail(f"the exporter ended on SIGHUP with {proc.returncode}")
+
+        try:
+            for _ in range(2):  # one at a time: two pending SIGHUPs would merge into one
+                proc.send_signal(signal.SIGHUP)
+                assert "ignored" in next_hup_line()
+                assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=WAIT).ok
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(WAIT) == 0
+        reader.join(WAIT)
+        rest = []
+        while (line := lines.get(timeout=WAIT)) is not None:
+            rest.append(line)
+        assert any("stopping" in line for line in rest)
