@@ -15,12 +15,14 @@ from typing import Any, Literal, NamedTuple
 # bytes, so a megabyte is a broken stream or a hostile proxy, not a model event.
 MAX_EVENT_CHARS = 1 << 20
 
-ErrorReason = Literal["malformed_json", "not_an_object", "bad_field", "oversize"]
+# bad_id: an SSE `id:` that cannot be sent back as Last-Event-ID (stream/sse.py), ignored
+ErrorReason = Literal["malformed_json", "not_an_object", "bad_field", "oversize", "bad_id"]
 ERROR_REASONS: tuple[ErrorReason, ...] = (
     "malformed_json",
     "not_an_object",
     "bad_field",
     "oversize",
+    "bad_id",
 )
 
 

@@ -20,7 +20,7 @@ from opta_exporter.lmx.client import Answers, LmxClient
 from opta_exporter.store import Store
 from opta_exporter.stream.backoff import Backoff
 from opta_exporter.stream.pacer import Pacer
-from opta_exporter.stream.sse import SseParser
+from opta_exporter.stream.sse import SseParser, header_safe
 from opta_exporter.stream.transport import (
     StreamEnded,
     check_response,
@@ -109,7 +109,9 @@ class StreamConsumer:
         # identity: a compressed event stream buys nothing and a decompressor is one more
         # thing a hostile body can blow up.
         headers = {"Accept-Encoding": "identity", "Cache-Control": "no-cache"}
-        if self._last_event_id is not None:
+        # an empty id says "forget it" (WHATWG: no header); an unsendable one never gets
+        # here (the parser keeps the previous), else every reconnect would fail
+        if self._last_event_id and header_safe(self._last_event_id):
             headers["Last-Event-ID"] = self._last_event_id
         return headers
 
@@ -169,7 +171,7 @@ class StreamConsumer:
         parser.last_event_id = self._last_event_id  # survives reconnects, as in EventSource
         clock, stale = self._store.clock, self._config.stale_timeout
         last_event = clock.monotonic()
-        oversize = 0
+        oversize = bad_ids = 0
         reads = chunks(resp, self.pacer)
         try:
             for chunk in reads:
@@ -183,6 +185,9 @@ class StreamConsumer:
                 for _ in range(parser.oversize - oversize):
                     self._log_error(self._store.count_error("oversize", "event over 1 MiB"))
                 oversize = parser.oversize
+                if parser.bad_ids != bad_ids:
+                    self._bad_ids(parser.bad_ids - bad_ids, parser.last_bad_id or "")
+                    bad_ids = parser.bad_ids
                 if events:
                     got_event, last_event = True, clock.monotonic()
                     for error in self._store.ingest_events(events):
@@ -230,6 +235,15 @@ class StreamConsumer:
                 "at its subscriber limit (49 outside clients); backing off",
                 self._empty_closes,
             )
+
+    def _bad_ids(self, count: int, latest: str) -> None:
+        detail = (
+            f"id {latest[:64]!a} cannot be sent back as Last-Event-ID (a character "
+            "outside Latin-1, a control character or a leading space); ignored, the "
+            "previous id kept"
+        )
+        for _ in range(count):
+            self._log_error(self._store.count_error("bad_id", detail))
 
     def _log_error(self, error: EventError) -> None:
         """Once per reason: a flood of bad events must not become a flood of log lines."""

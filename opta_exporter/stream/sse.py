@@ -10,9 +10,23 @@ only field names (cached); data stays bytes for `json.loads`.
 
 from __future__ import annotations
 
+import re
+
 from opta_exporter.core.events import SseEvent
 
 MAX_EVENT_BYTES = 1 << 20  # an LMX event is a few hundred bytes
+MAX_RETRY_MS = 10**15  # longer `retry:` digit strings mean "forever" (the cap bounds it)
+
+# What can go back to LMX as a Last-Event-ID header: http.client sends header values in
+# Latin-1 and refuses CR/LF, requests refuses leading whitespace. Control characters
+# (C0, DEL, C1) are refused too: no proxy need pass them.
+_NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e\xa0-\xff]|^ ")
+
+
+def header_safe(event_id: str) -> bool:
+    """Whether an id can be sent back as Last-Event-ID. One that cannot would fail every
+    reconnect while the request is built, and the exporter would never reach LMX again."""
+    return _NOT_HEADER_SAFE.search(event_id) is None
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -24,6 +38,8 @@ class SseParser:
         self.last_event_id: str | None = None
         self.retry_ms: int | None = None
         self.oversize = 0  # events dropped for size: the consumer counts them
+        self.bad_ids = 0  # `id:` values ignored as unsendable: the consumer counts them
+        self.last_bad_id: str | None = None  # the latest of those, for the log line
         self._buffer = b""  # an incomplete event (or the first bytes, until the BOM is known)
         self._started = False
         self._pending_cr = False  # a chunk ended in CR: an LF next ends the same line
@@ -121,6 +137,16 @@ class SseParser:
                 self._names[raw] = name
         return name
 
+    def _id(self, value: bytes) -> None:
+        """WHATWG ignores an id with NUL; one that cannot be sent back as a header is
+        ignored as well (the previous id kept) and counted."""
+        event_id = value.decode("utf-8", "replace")
+        if b"\0" in value or not header_safe(event_id):
+            self.bad_ids += 1
+            self.last_bad_id = event_id
+        else:
+            self.last_event_id = event_id
+
     def _block(self, block: bytes) -> SseEvent | None:
         if block[:7] == b"event: ":  # fast path: exactly `event: X` then `data: Y`
             end = block.find(b"\n", 7)
@@ -141,10 +167,11 @@ class SseParser:
             elif field == b"event":
                 event = value
             elif field == b"id":
-                if b"\0" not in value:
-                    self.last_event_id = value.decode("utf-8", "replace")
+                self._id(value)
             elif field == b"retry" and value.isdigit():
-                self.retry_ms = int(value)
+                digits = value.lstrip(b"0") or b"0"
+                # int() refuses over 4300 digits (ValueError): a hostile line, not a crash
+                self.retry_ms = int(digits) if len(digits) <= 15 else MAX_RETRY_MS
             # empty field (a comment line) and unknown fields are ignored
         if not data:
             return None

@@ -216,6 +216,38 @@ def test_a_hostile_retry_is_capped_and_floors_one_wait_only(
     assert gate.waits == [2.0, 0.1]  # the second failure's own backoff, no floor left
 
 
+@pytest.mark.parametrize(
+    "bad_id", ["✓".encode(), b"x\x1by", b"\xff"], ids=["check-mark", "escape", "not-utf8"]
+)
+def test_an_unsendable_id_is_ignored_and_up_comes_back(
+    bad_id: bytes,
+    sim: LmxSimulator,
+    make_exporter: MakeExporter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: `id: ✓` then a disconnect failed every reconnect while the Last-Event-ID
+    header was built (http.client sends Latin-1), and up stayed 0 for good."""
+    gate = Gate()
+    exporter = make_exporter(sim, sleep=gate)
+    wait_for(exporter, is_open)
+    sim.publish_raw(b'id: 41\nevent: heartbeat\ndata: {"timestamp": 1}\n\n')
+    for n in (2, 3):  # the same bad id twice: counted twice, logged once
+        sim.publish_raw(b"id: " + bad_id + b'\nevent: heartbeat\ndata: {"timestamp": %d}\n\n' % n)
+    wait_for(exporter, lambda s, h: s.events.get("heartbeat") == 3)
+    sim.close_streams()
+    wait_for(exporter, lambda s, h: h.connection_state == "backoff")
+    gate.release()
+    wait_for(exporter, lambda s, h: is_open(s, h) and h.resyncs["success"] == 2)
+    samples = scrape(exporter)
+    assert value(samples, "opta_lmx_up") == 1.0
+    assert value(samples, "opta_exporter_event_errors_total", reason="bad_id") == 2.0
+    events = [h for _, path, h in sim.requests_seen if path.startswith("/admin/events")]
+    assert {k.lower(): v for k, v in events[-1].items()}.get("last-event-id") == "41"
+    logged = [r.getMessage() for r in caplog.records if "bad_id" in r.getMessage()]
+    assert len(logged) == 1
+    assert "Last-Event-ID" in logged[0]
+
+
 def test_bad_event_is_counted_and_stream_goes_on(
     sim: LmxSimulator, make_exporter: MakeExporter, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -154,6 +154,7 @@ def test_error_reasons_are_the_contract_set() -> None:
         "not_an_object",
         "bad_field",
         "oversize",
+        "bad_id",
     }
 
 

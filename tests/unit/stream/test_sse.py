@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opta_exporter.core.events import SseEvent
-from opta_exporter.stream.sse import SseParser
+from opta_exporter.stream.sse import MAX_RETRY_MS, SseParser, header_safe
 
 E = SseEvent
 CASES: list[tuple[str, bytes, list[SseEvent]]] = [
@@ -157,3 +157,45 @@ def test_agrees_with_sseclient_on_well_formed_streams(
     ours = [(e.event, e.data.decode()) for e in SseParser().feed(stream)]
     theirs = [(e.event, e.data) for e in SSEClient(iter([stream])).events()]
     assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "✓".encode(),  # outside Latin-1: http.client cannot encode it
+        b"\xff\xfe",  # not UTF-8: decodes to U+FFFD, outside Latin-1
+        b"8\x00",  # NUL: WHATWG ignores it
+        b"a\tb",
+        b"a\x1bb",
+        b"a\x7f",
+        "a\x85".encode(),  # C1 (NEL)
+        b"  8",  # one space is the separator; the other would lead the header value
+    ],
+    ids=["check-mark", "invalid-utf8", "nul", "tab", "esc", "del", "c1", "leading-space"],
+)
+def test_an_unsendable_id_is_ignored_and_counted(raw: bytes) -> None:
+    """Before: such an id became Last-Event-ID and every reconnect failed building it."""
+    parser = SseParser()
+    events = parser.feed(b"id: 7\ndata: 1\n\nid: " + raw + b"\ndata: 2\n\nid: " + raw + b"\n\n")
+    assert [e.id for e in events] == ["7", "7"]
+    assert parser.last_event_id == "7"
+    assert parser.bad_ids == 2
+    assert parser.last_bad_id == raw.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("event_id", ["42", "é-Latin-1", "a b", "x~", "", "\xa0x\xff"])
+def test_a_sendable_id_is_kept(event_id: str) -> None:
+    parser = SseParser()
+    parser.feed(b"id: " + event_id.encode() + b"\n\n")
+    assert parser.last_event_id == event_id
+    assert parser.bad_ids == 0
+    assert header_safe(event_id)
+
+
+def test_a_retry_of_thousands_of_digits_is_forever_not_a_crash() -> None:
+    """int() refuses more than 4300 digits: that ValueError must not leave the parser."""
+    parser = SseParser()
+    parser.feed(b"retry: " + b"9" * 5000 + b"\n\n")
+    assert parser.retry_ms == MAX_RETRY_MS
+    parser.feed(b"retry: " + b"0" * 5000 + b"25\n\n")
+    assert parser.retry_ms == 25
