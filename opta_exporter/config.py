@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,14 +232,36 @@ def _path(text: str) -> str:
     return text
 
 
+def _sendable_key(key: str, source: str) -> str:
+    """The key travels as the X-Admin-Key header: http.client encodes it in Latin-1 and
+    refuses line breaks, so an unsendable key would fail every read of LMX, forever. Refuse
+    it here with what is wrong, never the key itself."""
+    for char in key:
+        if char in "\r\n":
+            problem = "a line break"
+        elif unicodedata.category(char) == "Cc":
+            problem = "a control character"
+        elif ord(char) > 0xFF:
+            problem = "a character outside Latin-1"
+        else:
+            continue
+        raise ValueError(
+            f"the admin key in {source} holds {problem}, which cannot be sent in the "
+            "X-Admin-Key header"
+        )
+    return key
+
+
 def _read_key(path: str) -> str:
     try:
         key = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # its text would hold the bytes, i.e. part of the key
+        raise ValueError(f"{path} is not UTF-8 text") from None
     if not key:
         raise ValueError(f"{path} is empty")
-    return key
+    return _sendable_key(key, path)
 
 
 _PARSERS: dict[str, Callable[[str], object]] = {
@@ -270,7 +293,7 @@ def _admin_key(key_file: str | None, env: Mapping[str, str]) -> str | None:
     if key_file:
         return _read_key(key_file)
     if env.get(ADMIN_KEY_ENV, "").strip():
-        return env[ADMIN_KEY_ENV].strip()
+        return _sendable_key(env[ADMIN_KEY_ENV].strip(), ADMIN_KEY_ENV)
     creds = env.get("CREDENTIALS_DIRECTORY")
     path = Path(creds) / CREDENTIAL_NAME if creds else None
     if path is not None and path.is_file():

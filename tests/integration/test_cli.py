@@ -105,6 +105,30 @@ def test_invalid_config_exits_2_with_one_line(args: list[str], fragment: str) ->
     assert fragment in lines[0]
 
 
+@pytest.mark.parametrize("source", ["file", "env"])
+def test_unsendable_admin_key_exits_2_without_printing_it(tmp_path: Path, source: str) -> None:
+    """A key no header can carry is refused at load, not by every read of LMX later."""
+    key, env, args = "proc-secret-\u2713-key", dict(os.environ), []
+    if source == "file":
+        (tmp_path / "key").write_text(key + "\n", encoding="utf-8")
+        args = ["--lmx.admin-key-file", str(tmp_path / "key")]
+    else:
+        env["OPTA_LMX_ADMIN_KEY"] = key
+    proc = subprocess.run(
+        [sys.executable, "-m", "opta_exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "outside Latin-1" in lines[0]
+    assert "proc-secret" not in proc.stderr + proc.stdout
+
+
 def test_env_twin_configures_the_process() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "opta_exporter"],

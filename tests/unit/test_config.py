@@ -349,3 +349,53 @@ def test_an_empty_systemd_credential_means_no_key(tmp_path: Path) -> None:
     (tmp_path / "admin-key").write_text("")
     config = config_from_values({}, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert config.admin_key is None
+
+
+UNSENDABLE_KEYS = [
+    ("check mark", "s3cr3t-✓-key", "outside Latin-1"),
+    ("line break inside", "s3cr3t\nkey", "line break"),
+    ("carriage return inside", "s3cr3t\rkey", "line break"),
+    ("escape", "s3cr3t\x1bkey", "control character"),
+    ("tab", "s3cr3t\tkey", "control character"),
+    ("nul", "s3cr3t\x00key", "control character"),
+    ("c1 control", "s3cr3t\x85key", "control character"),
+    ("not utf-8 in the env (surrogate-escaped)", "s3cr3t\udcffkey", "outside Latin-1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"), [c[1:] for c in UNSENDABLE_KEYS], ids=[c[0] for c in UNSENDABLE_KEYS]
+)
+@pytest.mark.parametrize("source", ["file", "env"])
+def test_unsendable_admin_key_is_refused_without_echoing_it(
+    tmp_path: Path, key: str, problem: str, source: str
+) -> None:
+    """Before: accepted, then every read of LMX failed building the X-Admin-Key header."""
+    if source == "file":
+        path = tmp_path / "key"
+        path.write_bytes(key.encode("utf-8", "surrogateescape"))
+        values, env = {"admin_key_file": str(path)}, NO_ENV
+    else:
+        values, env = {}, {ADMIN_KEY_ENV: key}
+    with pytest.raises(ConfigError) as info:
+        config_from_values(values, env)
+    message = str(info.value)
+    assert message.startswith("--lmx.admin-key-file: ")
+    assert "\n" not in message
+    assert "s3cr3t" not in message  # no part of the key, nor the offending character
+    assert next(c for c in key if not " " <= c <= "~") not in message
+    # bytes that are not UTF-8 in a file: refused as such, before any character exists
+    assert ("not UTF-8 text" if source == "file" and "\udcff" in key else problem) in message
+    assert (ADMIN_KEY_ENV if source == "env" else str(tmp_path)) in message
+
+
+def test_a_trailing_newline_is_stripped_an_inner_one_refused(tmp_path: Path) -> None:
+    assert config_from_values({"admin_key_file": write(tmp_path / "a", "k-1\n")}, NO_ENV)
+    with pytest.raises(ConfigError, match="line break"):
+        config_from_values({"admin_key_file": write(tmp_path / "b", "k-1\nk-2\n")}, NO_ENV)
+
+
+def test_a_latin_1_key_is_accepted(tmp_path: Path) -> None:
+    """Latin-1 goes into a header as it is: refusing it would break a working key."""
+    key = "clé-secrète ÿ"
+    assert config_from_values({}, {ADMIN_KEY_ENV: key}).admin_key == key
