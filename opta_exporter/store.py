@@ -138,8 +138,9 @@ class Store:
 
     def set_diagnostics(self, reading: DiagnosticsReading) -> None:
         with self.lock:
-            self.state.diagnostics = reading
             self.state.apply_formats(reading.formats)
+            # the formats live (bounded) in the state; the reading need not keep them all
+            self.state.diagnostics = replace(reading, formats={})
             self._notify()
 
     def reconcile_readiness(self, readiness: dict[str, str], since_seq: int) -> int:

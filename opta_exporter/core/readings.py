@@ -16,17 +16,29 @@ HEALTH_STATUSES = ("ok", "degraded")
 METAL_KINDS = ("active", "peak", "cache")
 
 
+def real(value: object) -> float | None:
+    """A JSON number as a finite float; anything else is absent. An integer too large for
+    a float (JSON has no limit: `1` and 400 zeros) is absent too, not an OverflowError."""
+    if type(value) is bool or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def percent(value: object) -> float | None:
     """A 0-100 figure as a 0-1 ratio; anything else (bool, NaN, out of range) is absent."""
-    if type(value) is bool or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return value / 100.0 if 0 <= value <= 100 else None
+    number = real(value)
+    return None if number is None or not 0 <= number <= 100 else number / 100.0
 
 
 def gib_bytes(value: object) -> float | None:
-    if type(value) is bool or not isinstance(value, int | float) or not math.isfinite(value):
+    number = real(value)
+    if number is None or number < 0 or not math.isfinite(number * GIB):
         return None
-    return value * GIB if value >= 0 else None
+    return number * GIB
 
 
 @dataclass(frozen=True)
@@ -60,9 +72,8 @@ AGENT_OUTCOMES = ("completed", "failed")
 
 def count(value: object) -> float | None:
     """A non-negative count; anything else is absent."""
-    if type(value) is bool or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value) if value >= 0 else None
+    number = real(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _object(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:

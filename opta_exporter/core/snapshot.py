@@ -6,18 +6,20 @@ treated as absent, never as zero, so a malformed body cannot make a figure lie.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from opta_exporter.core.labels import usable_text
+from opta_exporter.core.readings import real
 from opta_exporter.core.state import Snapshot
+
+_HUGE = 2.0**53
 
 
 def _num(mapping: dict[str, Any], key: str) -> float | None:
-    value: object = mapping.get(key)
-    if type(value) is bool or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    """A finite non-negative number; GB figures are scaled to bytes later, so one that
+    would overflow there (>= 2^53 GB, no machine's) is absent too."""
+    value = real(mapping.get(key))
+    return value if value is not None and 0 <= value < _HUGE else None
 
 
 def parse_snapshot(status: dict[str, Any], memory: dict[str, Any]) -> Snapshot:

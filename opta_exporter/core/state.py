@@ -44,6 +44,17 @@ class Snapshot:
     models: dict[str, float | None] = field(default_factory=dict)
 
 
+def _bounded(table: Mapping[str, str], first: Mapping[str, object], limit: int) -> dict[str, str]:
+    """At most `limit` entries of `table`, those of models in `first` (loaded) first: a
+    body listing 300k ids must not become 300k remembered entries."""
+    kept = {m: v for m, v in table.items() if m in first}
+    for m, v in table.items():
+        if len(kept) >= limit:
+            break
+        kept.setdefault(m, v)
+    return kept
+
+
 def _zeros(*keys: str) -> dict[str, float]:
     return dict.fromkeys(keys, 0.0)
 
@@ -109,6 +120,22 @@ class LmxState:
         self.window = ThroughputWindow(self.window_duration)
         self.cap = ModelCap(self.max_models)
 
+    def _keep(self) -> int:
+        """How many entries a bookkeeping table (order marks, the last formats and
+        readiness read) holds at most: a few times the model cap, whatever LMX sends and
+        whether or not snapshots succeed."""
+        return max(4 * self.max_models, 64)
+
+    def _mark(self, model: str) -> None:
+        """The model's order mark (the event count when an event last touched it). The
+        oldest mark goes first past the bound: it is the least likely to race with a
+        snapshot, which only cares about marks newer than its request."""
+        marks = self.model_seq
+        marks.pop(model, None)
+        marks[model] = self.seq
+        if len(marks) > self._keep():
+            del marks[next(iter(marks))]
+
     # -- model presence, shared by events and snapshots --------------------------------
     def add_model(self, model: str, fmt: str, memory_gb: float | None) -> None:
         if fmt == "unknown":
@@ -120,7 +147,7 @@ class LmxState:
             self.loaded[model] = fmt
         if memory_gb and self.cap.admit("opta_lmx_model_memory_bytes", model):
             self.model_memory[model] = memory_gb * GIB
-        self.model_seq[model] = self.seq
+        self._mark(model)
 
     def remove_model(self, model: str) -> None:
         for table in (self.loaded, self.model_memory, self.readiness, self.crashes):
@@ -128,7 +155,7 @@ class LmxState:
         self.readiness_seq.pop(model, None)
         for metric in MODEL_GAUGES:
             self.cap.release(metric, model)
-        self.model_seq[model] = self.seq
+        self._mark(model)
 
     def reconcile(self, snap: Snapshot, now: float, since_seq: int) -> int:
         """Apply a snapshot taken after event number `since_seq`; return the drift.
@@ -167,7 +194,7 @@ class LmxState:
         lost. A model a readiness event touched since is left to the event. A state that
         disagrees counts as drift; one filled where none was known does not (the model
         may have loaded before the exporter started)."""
-        self.listed_readiness = dict(readiness)
+        self.listed_readiness = _bounded(readiness, self.loaded, self._keep())
         drift = 0
         for model, state in readiness.items():
             if model not in self.loaded or self.readiness_seq.get(model, -1) > since_seq:
@@ -202,7 +229,7 @@ class LmxState:
 
     def apply_formats(self, formats: Mapping[str, str]) -> None:
         """LMX's load format (diagnostics) for each model it describes: never `unknown`."""
-        self.formats = dict(formats)
+        self.formats = _bounded(formats, self.loaded, self._keep())
         for model, fmt in formats.items():
             if model in self.loaded:
                 self.loaded[model] = fmt
