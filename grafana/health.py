@@ -156,7 +156,7 @@ def exporter_health() -> Dashboard:
                 "{{reason}}",
             ),
             description="Events refused as bad input: malformed_json, not_an_object,"
-            " bad_field, oversize.",
+            " bad_field, oversize, bad_id.",
             bars=True,
         )
     )
