@@ -5,23 +5,37 @@ prometheus_client serves with) speaks HTTP/1.0, so every scrape paid for a new
 connection and a new thread; here the scraper's thread and socket live as long as its
 connection, which idles out after `idle_timeout`. TCP_NODELAY, as Go's servers set it:
 a kept connection must not wait on a delayed ACK for a response's last segment.
+
+Everything before authentication is bounded, since anyone who can connect gets that
+far: a request's head (line and headers) is at most `MAX_HEAD_BYTES` and must arrive
+whole within `head_timeout`, a TLS handshake within `handshake_timeout`, and the
+connections doing either count against `max_connections` like kept ones. So a client
+that trickles bytes or sends huge headers holds a slot for seconds and a few KiB, not
+for ever and hundreds of MB, and a scraper's kept connection is never at its mercy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import re
 import selectors
 import socket
+import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from socketserver import TCPServer, ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from opta_exporter import __version__
 from opta_exporter.web.app import App, Environ, require_auth
 from opta_exporter.web.webconfig import BasicAuth, WebConfig
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +43,21 @@ IDLE_TIMEOUT = 120.0  # longer than any sane scrape interval's gap; Go's clients
 # Kept connections at once: a Prometheus HA pair, a few dashboards and curls fit, a client
 # that leaks connections cannot turn into thousands of threads.
 MAX_CONNECTIONS = 64
+# A request line and all its headers together; Prometheus sends well under 1 KiB. The
+# standard library alone allows 100 headers of 64 KiB each, parsed before any auth.
+MAX_HEAD_BYTES = 64 * 1024
+# From a new connection's accept, or a kept connection's first byte of a request, to the
+# head's blank line: what a slowloris client can hold a slot for.
+HEAD_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0  # TLS, in the connection's thread, never in the accept loop
+# A body on GET or HEAD means nothing here; up to this much is read and dropped so it
+# cannot be taken for the next request, more is refused (413) and the connection closed.
+MAX_DISCARDED_BODY = 8 * 1024
+_DIGITS = re.compile(r"[0-9]{1,18}")
+# After an error answer, what is still in flight is read out (this much, for this long)
+# before the close, or the close's reset could destroy the answer before the client reads it.
+_LINGER_BYTES = 256 * 1024
+_LINGER_SECONDS = 1.0
 
 
 class _Server(ThreadingMixIn, TCPServer):
@@ -36,9 +65,17 @@ class _Server(ThreadingMixIn, TCPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], app: App, idle_timeout: float, max_connections: int
+        self,
+        address: tuple[str, int],
+        app: App,
+        idle_timeout: float,
+        max_connections: int,
+        *,
+        head_timeout: float,
+        handshake_timeout: float,
     ) -> None:
         self.app, self.idle_timeout, self.max_connections = app, idle_timeout, max_connections
+        self.head_timeout, self.handshake_timeout = head_timeout, handshake_timeout
         self.connections: set[socket.socket] = set()
         self.refusing = False
         self.lock = threading.Lock()
@@ -82,6 +119,43 @@ class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
+class _Reads(io.RawIOBase):
+    """The connection's reads, each waiting only for what is left of the current
+    deadline: a socket timeout alone restarts with every byte a slow client sends."""
+
+    def __init__(self, sock: socket.socket, idle_timeout: float) -> None:
+        super().__init__()
+        self._sock, self._idle = sock, idle_timeout
+        self.deadline: float | None = None  # None: a kept connection idling between requests
+        self.arm: float | None = None  # then: the deadline starts at the first byte
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        if self.deadline is None:
+            timeout = self._idle
+        else:
+            timeout = self.deadline - time.monotonic()
+            if timeout <= 0:
+                raise TimeoutError("request deadline passed")
+        self._sock.settimeout(timeout)
+        n = self._sock.recv_into(buffer)
+        if n and self.deadline is None and self.arm is not None:
+            self.deadline = time.monotonic() + self.arm
+        return n
+
+    def idle(self, first_byte_deadline: float | None) -> None:
+        self.deadline, self.arm = None, first_byte_deadline
+
+    def within(self, seconds: float) -> None:
+        self.deadline, self.arm = time.monotonic() + seconds, None
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"opta-exporter/{__version__}"
@@ -91,11 +165,115 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         threading.current_thread().name = "http-conn"  # what a thread dump shows
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.server.handshake_timeout)  # for the whole handshake
+            self.request.do_handshake()  # fails: handle_error, and the slot is free again
         super().setup()
-        self.connection.settimeout(self.server.idle_timeout)  # a read or write idles out
+        self.connection.settimeout(self.server.idle_timeout)  # writes idle out too
+        self.rfile.close()  # the library's reader, replaced by one that keeps deadlines
+        self._reads = _Reads(self.connection, self.server.idle_timeout)
+        self.rfile = io.BufferedReader(self._reads)
+        self._served = 0
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Access logs per scrape would drown the useful lines."""
+
+    def handle_one_request(self) -> None:
+        """The library's, with the head read under a size bound and a deadline, and a
+        request's framing checked before it is answered."""
+        if self._served:
+            self._reads.idle(self.server.head_timeout)
+        else:
+            self._reads.within(self.server.head_timeout)
+        try:
+            if not self._read_request():
+                self.close_connection = True
+                self._linger()
+                return
+        except TimeoutError:
+            self.close_connection = True  # a slow or silent client: its slot is freed
+            return
+        self._served += 1
+        self._reads.idle(None)
+        self.connection.settimeout(self.server.idle_timeout)
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        method()
+        self.wfile.flush()
+
+    def _read_request(self) -> bool:
+        """Reads and parses one request's head and drops a small body; False when the
+        connection is to close, after an error answer where one is due."""
+        try:
+            head = self._read_head()
+        except _TooLarge as err:
+            self.requestline, self.request_version, self.command = "", "", ""
+            self.send_error(int(str(err)))
+            return False
+        if head is None:
+            return False
+        self.raw_requestline = head[0]
+        reader, self.rfile = self.rfile, io.BytesIO(b"".join(head[1:]))
+        try:
+            if not self.parse_request():  # the library answers its own errors
+                return False
+        finally:
+            self.rfile = reader
+        return self._drop_body()
+
+    def _linger(self) -> None:
+        """Half-closes, then reads out (bounded) what the client still sends, so the
+        answer arrives before the close; an EOF ends it at once."""
+        with contextlib.suppress(OSError):  # TimeoutError too
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self._reads.within(_LINGER_SECONDS)
+            left = _LINGER_BYTES
+            while left > 0 and (chunk := self.rfile.read1(min(left, 65536))):
+                left -= len(chunk)
+
+    def _read_head(self) -> list[bytes] | None:
+        """The request line and header lines up to the blank one; None at an EOF."""
+        lines: list[bytes] = []
+        left = MAX_HEAD_BYTES
+        while True:
+            line = self.rfile.readline(left + 1)
+            if not line or (not line.endswith(b"\n") and len(line) <= left):
+                return None  # EOF: before a request, or halfway through one
+            left -= len(line)
+            if left < 0:
+                raise _TooLarge(414 if not lines else 431)
+            blank = line in (b"\r\n", b"\n")
+            if blank and lines:
+                return lines
+            if not blank:  # blank lines before a request line are skipped (RFC 9112 2.2)
+                lines.append(line)
+
+    def _drop_body(self) -> bool:
+        """GET and HEAD have no body here, and an unread one would be parsed as the next
+        request: Transfer-Encoding or conflicting lengths are refused (400), a small body
+        with a Content-Length is read and dropped, a large one refused (413)."""
+        if "Transfer-Encoding" in self.headers:
+            self.send_error(400, "Transfer-Encoding on a request")
+            return False
+        lengths = {
+            part.strip()
+            for value in self.headers.get_all("Content-Length", [])
+            for part in value.split(",")
+        }
+        if not lengths:
+            return True
+        length = lengths.pop()
+        if lengths or not _DIGITS.fullmatch(length):
+            self.send_error(400, "Bad Content-Length")
+            return False
+        if int(length) > MAX_DISCARDED_BODY:
+            self.send_error(413)
+            return False
+        size = int(length)
+        return len(self.rfile.read(size)) == size  # short: the client went away
 
     def do_GET(self) -> None:
         self._respond(send_body=True)
@@ -149,13 +327,22 @@ class MetricsServer:
         *,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        head_timeout: float = HEAD_TIMEOUT,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         web = web or WebConfig()
         if web.users:
             app = require_auth(app, BasicAuth(web.users))
         server_class = _IPv6Server if ":" in host else _Server
         address = (host or "0.0.0.0", port)  # noqa: S104 - an exporter serves the network
-        self._httpd = server_class(address, app, idle_timeout, max_connections)
+        self._httpd = server_class(
+            address,
+            app,
+            idle_timeout,
+            max_connections,
+            head_timeout=head_timeout,
+            handshake_timeout=handshake_timeout,
+        )
         if web.tls is not None:
             # The handshake runs in the connection's own thread, not in the accept loop.
             self._httpd.socket = web.tls.wrap_socket(
