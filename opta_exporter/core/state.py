@@ -181,7 +181,7 @@ class LmxState:
         self._fill_readiness()
         for model in settled:  # forget order marks nobody can race with any more
             if model not in self.loaded and self.model_seq.get(model, -1) <= since_seq:
-                del self.model_seq[model]
+                self.model_seq.pop(model, None)  # the bound may have taken it already
         if not self.synced:
             self.synced = True
             return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -20,7 +21,7 @@ from tests.conftest import WAIT, is_open, wait_for
 from tests.integration.hostile_lmx import DEEP_ARRAY, HOSTILE_JSON, HUGE, TEXT, HostileLmx
 
 Predicate = Callable[[LmxState, ExporterHealth], bool]
-FAST = {
+FAST: dict[str, Any] = {
     "snapshot_interval": 0.05,
     "relay_interval": 0.05,
     "health_interval": 0.05,
