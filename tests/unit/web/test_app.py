@@ -13,7 +13,7 @@ import pytest
 
 from opta_exporter import __version__
 from opta_exporter.config import Config
-from opta_exporter.core.health import ExporterHealth
+from opta_exporter.core.health import ExporterHealth, SourceStatus
 from opta_exporter.core.state import LmxState
 from opta_exporter.store import Store
 from opta_exporter.web.app import App, make_app, require_auth
@@ -194,3 +194,24 @@ def test_the_format_is_negotiated_to_one_we_write(accept: str, content_type: str
     assert answer.status == "200 OK"
     assert answer.headers["Content-Type"] == content_type
     assert answer.body.endswith(b"# EOF\n") is (content_type == OM)
+
+
+def test_ready_only_when_every_thread_runs_and_lmx_was_read() -> None:
+    store = Store(LmxState(), ExporterHealth(), FakeClock())
+    snapshots, relay = store.thread("snapshots"), store.thread("relay")
+    snapshots.running(True)
+    relay.running(True)
+    answer = Answer(app_for(store), "/-/ready")
+    assert (answer.status, answer.body) == (
+        "503 Service Unavailable",
+        b"not ready: LMX not read yet\n",
+    )
+    store.health.sources["status"] = SourceStatus(15.0)
+    store.source_read("status", True)
+    answer = Answer(app_for(store), "/-/ready")
+    assert (answer.status, answer.body) == ("200 OK", b"ready\n")
+    relay.running(False)  # the thread ended while the daemon runs
+    answer = Answer(app_for(store), "/-/ready")
+    assert answer.status == "503 Service Unavailable"
+    assert answer.body == b"not ready: thread(s) not running: relay\n"
+    assert Answer(app_for(store), "/healthz").status == "200 OK"  # /healthz stays as it was
