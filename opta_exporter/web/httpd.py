@@ -63,6 +63,10 @@ _LINGER_SECONDS = 1.0
 class _Server(ThreadingMixIn, TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver listens with a queue of 5: connects past it are dropped and retried by
+    # the client a second or more later, so a burst of connections (even ones refused at
+    # once) would stall a scraper's connect.
+    request_queue_size = 2 * MAX_CONNECTIONS
 
     def __init__(
         self,
