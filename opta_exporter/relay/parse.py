@@ -89,9 +89,22 @@ def _group(lines: Iterable[str | RelaySample]) -> Iterator[RelayFamily]:
         yield RelayFamily(name, kind, help_text, tuple(samples))
 
 
+def _countable(value: float) -> bool:
+    """A value a counter-like sample may carry: OpenMetrics refuses NaN and negatives
+    there, and one such sample would make a whole OpenMetrics scrape invalid."""
+    return value >= 0  # false for NaN too
+
+
+def _counter_values(family: RelayFamily) -> tuple[RelayFamily, int]:
+    """A counter's samples without NaN or negative values (dropped, counted)."""
+    kept = tuple(s for s in family.samples if _countable(s.value))
+    return RelayFamily(family.name, family.kind, family.help, kept), len(family.samples) - len(kept)
+
+
 def _complete_histogram(family: RelayFamily) -> tuple[RelayFamily, int]:
-    """A histogram series without its `+Inf` bucket or `_sum` (a truncated read) or with
-    an `le` that is no number cannot be re-exposed faithfully: drop it, counted."""
+    """A histogram series without its `+Inf` bucket or `_sum` (a truncated read), with
+    an `le` that is no number or with a NaN or negative value cannot be re-exposed
+    faithfully: drop it, counted."""
     series: dict[frozenset[tuple[str, str]], list[RelaySample]] = {}
     for s in family.samples:
         key = frozenset((k, v) for k, v in s.labels.items() if k != "le")
@@ -105,7 +118,7 @@ def _complete_histogram(family: RelayFamily) -> tuple[RelayFamily, int]:
             bounds = [float(le) for le in les]
         except ValueError:
             bounds = []
-        if float("inf") in bounds and sums:
+        if float("inf") in bounds and sums and all(_countable(s.value) for s in samples):
             kept += samples
         else:
             dropped += len(samples)
@@ -172,6 +185,9 @@ def parse_lmx_metrics(text: str, max_series: int = MAX_SERIES) -> RelayParse:
                 capped += incomplete
             else:
                 dropped += incomplete
+        elif family.kind == "counter":
+            families[name], bad = _counter_values(family)
+            dropped += bad
     return RelayParse(families, repaired, dropped, capped)
 
 
