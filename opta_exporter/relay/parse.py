@@ -188,6 +188,16 @@ def parse_lmx_metrics(text: str, max_series: int = MAX_SERIES) -> RelayParse:
         elif family.kind == "counter":
             families[name], bad = _counter_values(family)
             dropped += bad
+    owned = {
+        name + suffix
+        for name, family in families.items()
+        for suffix in (*_SUFFIXES.get(family.kind, ()), "_created")
+        if suffix
+    }
+    for name in [name for name in families if name in owned]:
+        # a family named like another's sample (`x_bucket` beside histogram `x`): the two
+        # cannot both be exposed; the typed family wins, this one is dropped, counted
+        dropped += len(families.pop(name).samples)
     return RelayParse(families, repaired, dropped, capped)
 
 

@@ -250,6 +250,8 @@ def test_relayed_lmx_families(stack: Stack) -> None:
     assert api.by("opta_exporter_relay_samples_dropped_total", "reason") == {
         "unparseable": 0,
         "cap": 0,
+        "series_cap": 0,
+        "too_large": 0,
     }
 
 
