@@ -156,6 +156,8 @@ class LmxClient:
             value = json.loads(body)
         except ValueError:
             raise LmxError(path, "body is not JSON", 200) from None
+        except RecursionError:  # thousands of nested brackets: hostile, not LMX
+            raise LmxError(path, "body nests too deeply to be LMX's JSON", 200) from None
         if not isinstance(value, dict):
             raise LmxError(path, "body is not a JSON object", 200)
         return value

@@ -19,7 +19,7 @@ from opta_exporter.metrics.collector import tables
 from opta_exporter.metrics.exposition import Exposition
 from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Store
-from opta_exporter.web.webconfig import BasicAuth
+from opta_exporter.web.webconfig import RETRY_AFTER, AuthResult, BasicAuth
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -170,8 +170,15 @@ def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
 
 def require_auth(app: App, auth: BasicAuth) -> App:
     def guarded(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if auth.allows(environ.get("HTTP_AUTHORIZATION")):
+        result = auth.check(environ.get("HTTP_AUTHORIZATION"))
+        if result is AuthResult.OK:
             return app(environ, start_response)
+        if result is AuthResult.BUSY:  # more bcrypt checks in flight than allowed
+            start_response(
+                "429 Too Many Requests",
+                [("Content-Type", "text/plain"), ("Retry-After", str(RETRY_AFTER))],
+            )
+            return [b"too many password checks at once, retry later\n"]
         start_response(
             "401 Unauthorized",
             [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="opta-exporter"')],

@@ -80,6 +80,7 @@ def test_a_redirect_is_never_followed() -> None:
         ),
         ({"body": "<html>login</html>"}, "body is not JSON", 200),
         ({"json": [1, 2]}, "body is not a JSON object", 200),
+        ({"body": "[" * 100_000}, "body nests too deeply to be LMX's JSON", 200),
     ],
 )
 @responses.activate

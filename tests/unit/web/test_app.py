@@ -17,7 +17,7 @@ from opta_exporter.core.health import ExporterHealth, SourceStatus
 from opta_exporter.core.state import LmxState
 from opta_exporter.store import Store
 from opta_exporter.web.app import App, make_app, require_auth
-from opta_exporter.web.webconfig import BasicAuth
+from opta_exporter.web.webconfig import AuthResult, BasicAuth
 from tests.fakes import FakeClock
 from tests.helpers import S3CRET_HASH, parse
 
@@ -133,6 +133,18 @@ def test_basic_auth_guards_every_path(authorization: str | None, allowed: bool) 
         else:
             assert answer.status == "401 Unauthorized"
             assert answer.headers["WWW-Authenticate"] == 'Basic realm="opta-exporter"'
+
+
+def test_busy_basic_auth_is_429_with_retry_after() -> None:
+    """Every bcrypt slot taken: a guess is told to come back, not told it is wrong."""
+
+    class Busy(BasicAuth):
+        def check(self, header: str | None) -> AuthResult:
+            return AuthResult.BUSY
+
+    answer = Answer(require_auth(app_for(), Busy({"prom": S3CRET_HASH.encode()})), "/metrics")
+    assert answer.status == "429 Too Many Requests"
+    assert answer.headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize(
