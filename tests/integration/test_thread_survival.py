@@ -110,17 +110,50 @@ def test_the_snapshot_thread_survives_a_hostile_status(
     assert ready(exporter).status_code == 200
 
 
-def test_a_body_the_decoder_cannot_take_is_counted_and_said_once(
+def failures_beyond(count: float) -> Predicate:
+    return lambda state, health: health.resyncs["failure"] > count
+
+
+def test_a_body_the_decoder_cannot_take_is_a_failed_read_said_once(
     hostile: HostileLmx, exporter: Exporter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """100k nested brackets: LMX's client says the body is no JSON of LMX's, the read
+    fails like any bad answer (source down, one line), and the thread has no error."""
     wait_for(exporter, resyncs_beyond(0))
+    failed = exporter.store.view().health.resyncs["failure"]
     hostile.set("/admin/status", DEEP_ARRAY)
+    wait_for(exporter, failures_beyond(failed + 2))
+    said = [r.getMessage() for r in caplog.records if "nests too deeply" in r.getMessage()]
+    assert len(said) == 1, said  # once per spell
+    health = exporter.store.view().health
+    assert not health.sources["status"].up
+    assert health.thread_errors["snapshots"] == 0
+    assert health.threads["snapshots"]
+
+    hostile.restore("/admin/status")
+    wait_for(exporter, read_since(exporter, "status"))
+
+
+def test_an_unexpected_error_in_a_thread_is_counted_and_said_once(
+    hostile: HostileLmx,
+    exporter: Exporter,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fault no input should cause (a bug): the thread counts it, says it once without
+    a traceback at warning level, and goes on reading once it passes."""
+    wait_for(exporter, resyncs_beyond(0))
+
+    def broken(status: object, memory: object) -> None:
+        raise RuntimeError("a bug in the parser")
+
+    monkeypatch.setattr("opta_exporter.readers.snapshots.parse_snapshot", broken)
     wait_for(exporter, errors("snapshots", 3))
     said = [r for r in caplog.records if "thread snapshots" in r.getMessage()]
     assert len(said) == 1, [r.getMessage() for r in said]  # once per spell, no traceback
-    assert "RecursionError" in said[0].getMessage()
+    assert "RuntimeError" in said[0].getMessage()
     assert said[0].exc_info is None
-    assert not exporter.store.view().health.sources["status"].up
+    monkeypatch.undo()
 
     hostile.restore("/admin/status")
     wait_for(exporter, read_since(exporter, "status"))
@@ -151,14 +184,16 @@ def test_every_polled_source_survives_hostile_bodies(
     assert all_up(exporter.store.view().health)
 
 
-def test_deep_json_from_a_polled_source_is_counted_per_thread(
+def test_deep_json_from_a_polled_source_is_a_failed_read(
     hostile: HostileLmx, exporter: Exporter
 ) -> None:
     wait_for(exporter, read_since(exporter, "health"))
     hostile.set("/admin/health", DEEP_ARRAY)
-    wait_for(exporter, errors("health", 2))
-    assert not exporter.store.view().health.sources["health"].up
-    assert exporter.store.view().health.thread_errors["models"] == 0
+    assert hostile.wait_served("/admin/health", 3, WAIT)
+    health = exporter.store.view().health
+    assert not health.sources["health"].up  # a failed read, not a crash
+    assert health.thread_errors["health"] == 0
+    assert health.threads["health"]
     hostile.restore("/admin/health")
     wait_for(exporter, read_since(exporter, "health"))
 
