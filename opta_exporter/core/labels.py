@@ -77,16 +77,24 @@ class ModelCap:
 
     Gauges of unloaded models give their slot back (`release`); counters keep theirs,
     since a counter series must not vanish and reappear from zero while Prometheus
-    still holds it.
+    still holds it. `max_metrics` bounds the metric names themselves where they come from
+    outside (the relay: LMX's family names), so new names on every read cannot grow this
+    without end; a value of a metric past that bound is refused, counted under `other`.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_metrics: int | None = None) -> None:
         self.limit = limit
+        self.max_metrics = max_metrics
         self._admitted: dict[str, set[str]] = {}
         self.dropped: dict[str, int] = {}
 
     def admit(self, metric: str, model: str) -> bool:
-        admitted = self._admitted.setdefault(metric, set())
+        admitted = self._admitted.get(metric)
+        if admitted is None:
+            if self.max_metrics is not None and len(self._admitted) >= self.max_metrics:
+                self.dropped["other"] = self.dropped.get("other", 0) + 1
+                return False
+            admitted = self._admitted[metric] = set()
         if model in admitted:
             return True
         if len(model) <= MAX_LABEL_CHARS and len(admitted) < self.limit:
@@ -95,8 +103,11 @@ class ModelCap:
         self.dropped[metric] = self.dropped.get(metric, 0) + 1
         return False
 
+    def metrics_tracked(self) -> int:
+        return len(self._admitted)
+
     def clone(self) -> ModelCap:
-        twin = ModelCap(self.limit)
+        twin = ModelCap(self.limit, self.max_metrics)
         twin._admitted = {metric: set(models) for metric, models in self._admitted.items()}
         twin.dropped = dict(self.dropped)
         return twin

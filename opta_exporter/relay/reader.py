@@ -35,6 +35,9 @@ from opta_exporter.store import SystemClock, ThreadReport
 log = logging.getLogger(__name__)
 
 PATH = "/admin/metrics"
+# LMX has about ten families with a `model` or `client` label; past this many distinct
+# names, a family's capped series are refused (counted as `cap`).
+MAX_CAPPED_FAMILIES = 1_000
 # The most bytes one read takes: a body past it is refused whole (`too_large`). LMX's
 # own is ~150 KB at 100 models. A constant, not a flag: no LMX comes near it.
 MAX_BYTES = 8 * 1024 * 1024
@@ -73,7 +76,8 @@ class RelayReader:
         self._lock = threading.Lock()
         # Notified after every read, so tests wait for a read instead of sleeping.
         self.changed = threading.Condition(self._lock)
-        self._cap = ModelCap(config.max_models)
+        # LMX's family names key the cap: bounded, so new names each read cannot grow it
+        self._cap = ModelCap(config.max_models, max_metrics=MAX_CAPPED_FAMILIES)
         self._families: Mapping[str, RelayFamily] = {}
         self._last_mono: float | None = None
         self._last_wall: float | None = None

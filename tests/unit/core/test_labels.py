@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from opta_exporter.core.labels import MAX_LABEL_CHARS
+from opta_exporter.core.labels import MAX_LABEL_CHARS, ModelCap
 from opta_exporter.core.state import GIB, MODEL_GAUGES, LmxState
 from tests.unit.core.feeding import NOW, M, apply_ok, load, read_tokens
 
@@ -223,3 +223,16 @@ def test_unload_frees_the_gauge_slots() -> None:
     dropped = state.series_dropped()
     for metric in MODEL_GAUGES:
         assert metric not in dropped
+
+
+def test_metric_names_from_outside_are_bounded_too() -> None:
+    """The relay keys its cap by LMX's family names: a body with new names on every read
+    must not grow the cap without end."""
+    cap = ModelCap(2, max_metrics=3)
+    for i in range(3):
+        assert cap.admit(f"lmx_family_{i}_total", "m")
+    assert not cap.admit("lmx_family_3_total", "m")
+    assert not cap.admit("lmx_family_4_total", "m")
+    assert cap.dropped == {"other": 2}  # one key, however many names were refused
+    assert cap.admit("lmx_family_0_total", "n")  # known names go on as before
+    assert cap.clone().max_metrics == 3

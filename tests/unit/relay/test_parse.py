@@ -157,3 +157,16 @@ def test_token_counts_survive_the_model_cap() -> None:
     """The total is unlabelled: a cap of no models at all leaves it in the read."""
     parse, _ = cap_models(parse_lmx_metrics(tokens_body("99", "5")), ModelCap(0))
     assert token_counts(parse) == (99.0, 5.0)
+
+
+def test_new_family_names_on_every_read_cannot_grow_the_cap() -> None:
+    cap = ModelCap(100, max_metrics=5)
+    refused = 0
+    for read in range(20):
+        body = "".join(
+            f'# TYPE lmx_x{read}_{i}_total counter\nlmx_x{read}_{i}_total{{model="m"}} 1\n'
+            for i in range(50)
+        )
+        refused += cap_models(parse_lmx_metrics(body), cap)[1]
+    assert refused == 20 * 50 - 5
+    assert cap.metrics_tracked() == 5
