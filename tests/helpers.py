@@ -23,6 +23,25 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 S3CRET_HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
 # An exposition read back: {(sample name, sorted labels): value}.
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+# Every event type a running LMX sends (its protocol, less the types only its docstrings
+# promise): the simulator's stream and the exporter's handler table are held to it.
+LMX_EVENT_TYPES = frozenset({
+    "model_loaded",
+    "model_unloaded",
+    "model_canary_started",
+    "model_canary_passed",
+    "model_canary_failed",
+    "model_readiness_changed",
+    "model_compatibility_recorded",
+    "model_ttl_evicted",
+    "download_completed",
+    "download_failed",
+    "download_cancelled",
+    "quantize_progress",
+    "config_reloaded",
+    "heartbeat",
+})  # fmt: skip
+
 COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 
 # A model load through LMX's /admin/models/load, as a running LMX streams it (protocol page).

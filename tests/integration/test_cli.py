@@ -80,6 +80,23 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert "proc-secret-key" not in rest
 
 
+def _refused(args: list[str], env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Run the exporter with a bad configuration: it must exit 2 with one stderr line.
+    Returns (that line, everything it printed)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "opta_exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    return lines[0], proc.stderr + proc.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -92,17 +109,7 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     ],
 )
 def test_invalid_config_exits_2_with_one_line(args: list[str], fragment: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "opta_exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert fragment in lines[0]
+    assert fragment in _refused(args)[0]
 
 
 @pytest.mark.parametrize("source", ["file", "env"])
@@ -114,19 +121,9 @@ def test_unsendable_admin_key_exits_2_without_printing_it(tmp_path: Path, source
         args = ["--lmx.admin-key-file", str(tmp_path / "key")]
     else:
         env["OPTA_LMX_ADMIN_KEY"] = key
-    proc = subprocess.run(
-        [sys.executable, "-m", "opta_exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "outside Latin-1" in lines[0]
-    assert "proc-secret" not in proc.stderr + proc.stdout
+    line, printed = _refused(args, env)
+    assert "outside Latin-1" in line
+    assert "proc-secret" not in printed
 
 
 def test_env_twin_configures_the_process() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from opta_exporter.core.events import SseEvent
 from opta_exporter.core.health import ExporterHealth
@@ -109,6 +110,26 @@ def test_token_reads_feed_the_window_and_a_view_keeps_its_own_copy() -> None:
     assert [rate for _, rate in store.view().state.window.samples(clock.wall)] == [20.0, 10.0]
 
 
+def woken_by(
+    store: Store, writer: threading.Thread, until: Callable[[LmxState], bool]
+) -> list[bool]:
+    """Start a waiter, then (once it is waiting) the writer; what the waiter returned."""
+    waiting = threading.Event()
+
+    def predicate(state: LmxState, health: ExporterHealth) -> bool:
+        waiting.set()
+        return until(state)
+
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(store.wait_for(predicate, 10.0)))
+    waiter.start()
+    assert waiting.wait(10.0)
+    writer.start()
+    writer.join(10.0)
+    waiter.join(10.0)
+    return result
+
+
 def test_wait_for_wakes_on_a_token_read_from_another_thread() -> None:
     clock = FakeClock()
     store = make(clock)
@@ -116,39 +137,13 @@ def test_wait_for_wakes_on_a_token_read_from_another_thread() -> None:
     writer = threading.Thread(
         target=store.count_tokens, args=(TokenCount(clock.mono, clock.wall, 150.0),)
     )
-    waiting = threading.Event()
-
-    def predicate(state: LmxState, health: ExporterHealth) -> bool:
-        waiting.set()
-        return len(state.window) == 1
-
-    result: list[bool] = []
-    waiter = threading.Thread(target=lambda: result.append(store.wait_for(predicate, 10.0)))
-    waiter.start()
-    assert waiting.wait(10.0)
-    writer.start()
-    writer.join(10.0)
-    waiter.join(10.0)
-    assert result == [True]
+    assert woken_by(store, writer, lambda state: len(state.window) == 1) == [True]
 
 
 def test_wait_for_wakes_on_a_change_from_another_thread() -> None:
     store = make()
     writer = threading.Thread(target=store.count_error, args=("oversize", "too big"))
-    waiting = threading.Event()
-
-    def predicate(state: LmxState, health: ExporterHealth) -> bool:
-        waiting.set()
-        return state.event_errors["oversize"] == 1
-
-    result: list[bool] = []
-    waiter = threading.Thread(target=lambda: result.append(store.wait_for(predicate, 10.0)))
-    waiter.start()
-    assert waiting.wait(10.0)
-    writer.start()
-    writer.join(10.0)
-    waiter.join(10.0)
-    assert result == [True]
+    assert woken_by(store, writer, lambda state: state.event_errors["oversize"] == 1) == [True]
 
 
 def test_wait_for_gives_up_at_its_timeout() -> None:

@@ -4,6 +4,7 @@ the public seams only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from opta_exporter.core.events import MAX_EVENT_CHARS
 from opta_exporter.core.ingest import NAMED, ingest
 from opta_exporter.core.state import GIB, LmxState, Snapshot
-from tests.helpers import LOAD_SEQUENCE
+from tests.helpers import LMX_EVENT_TYPES, LOAD_SEQUENCE
 from tests.unit.core.feeding import (
     LOAD,
     LOAD_UNLOAD,
@@ -264,22 +265,7 @@ def test_event(name: str, data: dict[str, Any], expected: dict[str, object]) -> 
 
 
 def test_every_protocol_event_type_has_a_case() -> None:
-    protocol_types = {
-        "model_loaded",
-        "model_unloaded",
-        "model_canary_started",
-        "model_canary_passed",
-        "model_canary_failed",
-        "model_readiness_changed",
-        "model_compatibility_recorded",
-        "model_ttl_evicted",
-        "download_completed",
-        "download_failed",
-        "download_cancelled",
-        "quantize_progress",
-        "config_reloaded",
-        "heartbeat",
-    }
+    protocol_types = LMX_EVENT_TYPES
     assert {case[1] for case in EVENT_CASES} == protocol_types
     assert set(NAMED) == protocol_types  # the handler table is the protocol's list
 
@@ -324,6 +310,12 @@ NEVER_SENT: list[tuple[str, str, dict[str, Any]]] = [
 def test_a_never_sent_event_is_counted_and_changes_nothing(name: str, data: dict[str, Any]) -> None:
     """No memory, request, token or window figure moves; no event error, whatever its
     fields hold (nothing reads them); not even the event order a snapshot compares."""
+    assert_only_counted(lambda state: feed(state, name, data), name)
+
+
+def assert_only_counted(apply: Callable[[LmxState], object], counted_as: str) -> None:
+    """`apply` on a busy state returns no error, counts one event under `counted_as`
+    and changes nothing else, not even the event order a snapshot compares."""
     state = busy_state()
     before, events, errors, seq = (
         observable(state),
@@ -331,9 +323,9 @@ def test_a_never_sent_event_is_counted_and_changes_nothing(name: str, data: dict
         dict(state.event_errors),
         state.seq,
     )
-    assert feed(state, name, data) is None
+    assert apply(state) is None
     assert observable(state) == before
-    assert state.events == {**events, name: 1.0}
+    assert state.events == {**events, counted_as: events.get(counted_as, 0.0) + 1}
     assert state.event_errors == errors
     assert state.seq == seq
 
@@ -367,18 +359,7 @@ UNNAMED: list[tuple[str, str]] = [
 
 @pytest.mark.parametrize("text", [pytest.param(text, id=id_) for id_, text in UNNAMED])
 def test_an_unnamed_event_is_counted_as_message_and_changes_nothing(text: str) -> None:
-    state = busy_state()
-    before, events, errors, seq = (
-        observable(state),
-        dict(state.events),
-        dict(state.event_errors),
-        state.seq,
-    )
-    assert ingest(state, "message", text, NOW) is None
-    assert observable(state) == before
-    assert state.events == {**events, "message": events.get("message", 0.0) + 1}
-    assert state.event_errors == errors
-    assert state.seq == seq
+    assert_only_counted(lambda state: ingest(state, "message", text, NOW), "message")
 
 
 # -- input errors before any handler -------------------------------------------------------

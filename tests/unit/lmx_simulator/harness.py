@@ -9,24 +9,9 @@ import socket
 from typing import Any
 
 from lmx_simulator import LmxSimulator
+from tests.helpers import LMX_EVENT_TYPES
 
-# Every event type a running LMX sends (lmx-protocol.md's table, less the never-sent ones).
-LMX_EVENT_TYPES = frozenset({
-    "model_loaded",
-    "model_unloaded",
-    "model_canary_started",
-    "model_canary_passed",
-    "model_canary_failed",
-    "model_readiness_changed",
-    "model_compatibility_recorded",
-    "model_ttl_evicted",
-    "download_completed",
-    "download_failed",
-    "download_cancelled",
-    "quantize_progress",
-    "config_reloaded",
-    "heartbeat",
-})  # fmt: skip
+__all__ = ["LMX_EVENT_TYPES", "Harness", "event"]
 
 
 class RawClient:
