@@ -58,15 +58,23 @@ class Snapshotter:
             raise error
         return parse_snapshot(bodies["status"], bodies["memory"])
 
-    def disagrees(self) -> bool:
-        """A read-only look: would a resync now change the model set?"""
+    def look(self) -> str:
+        """One read: `agreed` (applied at once, as a resync: the model set is unchanged,
+        so there is nothing to confirm and no second read), `disagrees` (nothing applied:
+        confirm a moment later) or `failed` (the resync that follows says why, once)."""
         with self._lock:
             since = self._store.seq()
             try:
                 snap = self.fetch()
             except LmxError:
-                return False  # the resync that follows says why, once
-            return self._store.disagrees(snap, since)
+                return "failed"
+            if self._store.disagrees(snap, since):
+                return "disagrees"
+            self._store.reconcile(snap, since)
+            if self._last_error is not None:
+                log.info("snapshot works again")
+                self._last_error = None
+            return "agreed"
 
     def resync(self) -> int | None:
         """Returns the drift (models corrected), or None when LMX could not be read."""
@@ -108,7 +116,11 @@ def snapshot_loop(
     second_look = min(CONFIRM_AFTER, interval / 2)
     while not stop.wait(interval):
         try:
-            if snapshotter.disagrees() and stop.wait(second_look):
+            seen = snapshotter.look()
+            if seen == "agreed":
+                report.ok()
+                continue
+            if seen == "disagrees" and stop.wait(second_look):
                 return
             drift = snapshotter.resync()
             if drift:

@@ -52,6 +52,28 @@ def test_second_snapshot_counts_drift() -> None:
     assert store.view().state.state_drift == 2.0
 
 
+@responses.activate
+def test_a_look_that_agrees_is_the_resync_and_one_that_disagrees_changes_nothing() -> None:
+    """An interval whose snapshot agrees with the events costs one read of each route,
+    applied at once (memory and gauges current); a disagreeing one applies nothing."""
+    responses.get(f"{LMX}/admin/status", json=STATUS)
+    responses.get(f"{LMX}/admin/memory", json=MEMORY)
+    responses.get(f"{LMX}/admin/status", json=STATUS)
+    responses.get(f"{LMX}/admin/memory", json={**MEMORY, "used_gb": 99.0})
+    responses.get(f"{LMX}/admin/status", json={**STATUS, "models": ["b", "c"]})
+    responses.get(f"{LMX}/admin/memory", json=MEMORY)
+    snapshotter, store = make()
+    assert snapshotter.resync() == 0
+    assert snapshotter.look() == "agreed"
+    view = store.view()
+    assert view.state.memory_used == 99.0 * 1024**3  # applied by the look itself
+    assert view.health.resyncs["success"] == 2.0
+    assert len(responses.calls) == 4  # two routes, twice: no second read
+    assert snapshotter.look() == "disagrees"
+    assert set(store.view().state.loaded) == {"a", "b"}  # left to the confirming resync
+    assert store.view().health.resyncs["success"] == 2.0
+
+
 @pytest.mark.parametrize(
     "failure",
     [
@@ -83,34 +105,46 @@ def test_failed_snapshot_is_counted_and_changes_nothing(
 
 
 class FakeSnapshotter:
-    """Scripted answers for the interval loop: (disagrees, resync drift) per interval."""
+    """Scripted answers for the interval loop: (what the look saw, resync drift) per
+    interval."""
 
-    def __init__(self, script: list[tuple[bool, int]], stop: Any) -> None:
+    def __init__(self, script: list[tuple[str, int]], stop: Any) -> None:
         self.script, self.stop = list(script), stop
         self.calls: list[str] = []
 
-    def disagrees(self) -> bool:
+    def _next(self) -> tuple[str, int]:
+        step = self.script.pop(0)
+        if not self.script:
+            self.stop.set()
+        return step
+
+    def look(self) -> str:
         self.calls.append("look")
-        return self.script[0][0]
+        seen = self.script[0][0]
+        if seen == "agreed":  # applied by the look itself: the interval is over
+            self._next()
+        return seen
 
     def resync(self) -> int:
         self.calls.append("resync")
-        drift = self.script.pop(0)[1]
-        if not self.script:
-            self.stop.set()
-        return drift
+        return self._next()[1]
 
 
 @pytest.mark.parametrize(
-    ("script", "drifts"),
+    ("script", "drifts", "calls"),
     [
-        ([(False, 0), (False, 0)], []),
-        ([(True, 0)], []),  # the event was on the wire: the second look agrees
-        ([(True, 2), (False, 0)], [2]),  # still wrong a moment later: lost events
+        # LMX agrees with the events: one read an interval, no second
+        ([("agreed", 0), ("agreed", 0)], [], ["look", "look"]),
+        # the event was on the wire: the second look agrees
+        ([("disagrees", 0)], [], ["look", "resync"]),
+        # still wrong a moment later: lost events
+        ([("disagrees", 2), ("agreed", 0)], [2], ["look", "resync", "look"]),
+        # LMX could not be read: the resync says why
+        ([("failed", 0)], [], ["look", "resync"]),
     ],
 )
 def test_interval_loop_takes_a_second_look_before_calling_it_drift(
-    script: list[tuple[bool, int]], drifts: list[int]
+    script: list[tuple[str, int]], drifts: list[int], calls: list[str]
 ) -> None:
     import threading
 
@@ -121,4 +155,4 @@ def test_interval_loop_takes_a_second_look_before_calling_it_drift(
     seen: list[int] = []
     snapshot_loop(fake, 0.001, stop, seen.append)  # type: ignore[arg-type]
     assert seen == drifts
-    assert fake.calls == ["look", "resync"] * len(script)
+    assert fake.calls == calls
