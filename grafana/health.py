@@ -19,6 +19,7 @@ from grafana.panels import (
     table_panel,
     timeseries_panel,
 )
+from grafana.promql import CONNECTION_STATE
 
 
 def exporter_health() -> Dashboard:
@@ -34,7 +35,7 @@ def exporter_health() -> Dashboard:
             "Reconnect",
             f"increase(opta_exporter_reconnects_total{{{SEL}}}[{RATE}]) > 0",
             color="orange",
-            title="Stream reconnect: {{reason}}",
+            title="Stream reconnect on {{instance}}: {{reason}}",
             tags="reason",
         )
     )
@@ -62,7 +63,7 @@ def exporter_health() -> Dashboard:
         stat_panel(
             "Connection state",
             "none",
-            Q(f"job_instance:opta_exporter_connection_state:code{{{SEL}}}", "{{instance}}"),
+            Q(CONNECTION_STATE, "{{instance}}"),
             description="connecting, open, backoff, auth_failed (LMX refuses the key), stopped.",
             mappings=CONNECTION_STATES,
         )
@@ -92,7 +93,7 @@ def exporter_health() -> Dashboard:
             "none",
             Q(
                 f"opta_exporter_build_info{{{SEL}}}",
-                "{{version}} (Python {{python_version}})",
+                "{{version}} (Python {{python_version}}) {{instance}}",
             ),
             description="The exporter's version and Python.",
             text_mode=common.BigValueTextMode.NAME,
@@ -101,7 +102,7 @@ def exporter_health() -> Dashboard:
     d.with_panel(
         state_timeline_panel(
             "Connection state over time",
-            Q(f"job_instance:opta_exporter_connection_state:code{{{SEL}}}", "{{instance}}"),
+            Q(CONNECTION_STATE, "{{instance}}"),
             mappings=CONNECTION_STATES,
             description="The stream consumer's state; backoff stretches are reconnects.",
             height=5,
@@ -114,7 +115,7 @@ def exporter_health() -> Dashboard:
             Q(
                 "sum by (job, instance, reason) "
                 f"(increase(opta_exporter_reconnects_total{{{SEL}}}[{RATE}]))",
-                "{{reason}}",
+                "{{reason}} {{instance}}",
             ),
             description="Why the stream ended: eof, timeout, stale, http_error, auth,"
             " connect_error, protocol, dropped (LMX stopped delivering to this subscriber).",
@@ -141,7 +142,7 @@ def exporter_health() -> Dashboard:
             "cps",
             Q(
                 f"sum by (job, instance, event) (rate(opta_lmx_events_total{{{SEL}}}[{RATE}]))",
-                "{{event}}",
+                "{{event}} {{instance}}",
             ),
             description="LMX events per second by type, heartbeats included.",
         )
@@ -153,7 +154,7 @@ def exporter_health() -> Dashboard:
             Q(
                 "sum by (job, instance, reason) "
                 f"(increase(opta_exporter_event_errors_total{{{SEL}}}[{RATE}]))",
-                "{{reason}}",
+                "{{reason}} {{instance}}",
             ),
             description="Events refused as bad input: malformed_json, not_an_object,"
             " bad_field, oversize, bad_id.",
@@ -169,7 +170,7 @@ def exporter_health() -> Dashboard:
             Q(
                 "sum by (job, instance, outcome) "
                 f"(increase(opta_exporter_resyncs_total{{{SEL}}}[{RATE}]))",
-                "{{outcome}}",
+                "{{outcome}} {{instance}}",
             ),
             description="Snapshot reads of /admin/status and /admin/memory.",
             span=8,
@@ -203,7 +204,7 @@ def exporter_health() -> Dashboard:
             Q(
                 "sum by (job, instance, metric) "
                 f"(increase(opta_exporter_series_dropped_total{{{SEL}}}[{RATE}]))",
-                "{{metric}}",
+                "{{metric}} {{instance}}",
             ),
             description="Label sets refused (more than --max-models models, or an id over 256"
             " characters), per metric.",
@@ -326,7 +327,7 @@ def _relay(d: Dashboard) -> Dashboard:
             Q(
                 "sum by (job, instance, outcome) "
                 f"(increase(opta_exporter_relay_reads_total{{{SEL}}}[{RATE}]))",
-                "{{outcome}}",
+                "{{outcome}} {{instance}}",
             ),
             description="Reads of LMX's own /admin/metrics (every --lmx.relay-interval).",
             span=9,
@@ -340,12 +341,12 @@ def _relay(d: Dashboard) -> Dashboard:
             Q(
                 "sum by (job, instance) "
                 f"(increase(opta_exporter_relay_samples_repaired_total{{{SEL}}}[{RATE}]))",
-                "repaired",
+                "repaired {{instance}}",
             ),
             Q(
                 "sum by (job, instance, reason) "
                 f"(increase(opta_exporter_relay_samples_dropped_total{{{SEL}}}[{RATE}]))",
-                "dropped {{reason}}",
+                "dropped {{reason}} {{instance}}",
             ),
             description="Samples whose label values LMX left unescaped (repaired), and those"
             " that could not be relayed (unparseable, over the model cap).",

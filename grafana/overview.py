@@ -1,8 +1,9 @@
 """The "Opta LMX overview" dashboard: what LMX is doing.
 
 Request figures read LMX's own families that the exporter relays (`lmx_*`): a running LMX
-sends no per-request event. Rates and quantiles read the recorded series of
-prometheus/rules/opta-lmx.rules.yml.
+sends no per-request event. Rates, quantiles and state codes are raw PromQL (grafana/promql.py,
+the expressions of prometheus/rules/opta-lmx.rules.yml), so a plain import works without the
+rules. Every legend names the instance: one dashboard shows a fleet of LMX.
 """
 
 from __future__ import annotations
@@ -25,17 +26,48 @@ from grafana.panels import (
     UP_DOWN,
     VERDICTS,
     Annotation,
+    FleetColumn,
     Q,
     bar_gauge_panel,
     base_dashboard,
+    fleet_table_panel,
     stat_panel,
     state_timeline_panel,
     table_panel,
     timeseries_panel,
 )
+from grafana.promql import (
+    BY,
+    CONNECTION_STATE,
+    HEALTH_STATUS,
+    HEALTH_VERDICT,
+    READINESS_STATES,
+    code,
+    memory_used_ratio,
+    quantile_rate5m,
+    rate5m,
+    ratio_rate5m,
+)
 
 # The throughput window statistics plotted: what a reader compares at a glance.
 WINDOW_STATS = "latest|mean|p95|max"
+BY_MODEL = BY + ", model"
+LATENCY = "lmx_request_duration_seconds"
+QUANTILES = ((0.5, "50"), (0.95, "95"), (0.99, "99"))
+INST = " {{instance}}"
+# The fleet table: one instant query per column, each reduced to (job, instance) so the
+# table's merge puts one LMX on one row.
+FLEET = (
+    FleetColumn("Up", f"max by ({BY}) (up{{{SEL}}})", UP_DOWN),
+    FleetColumn("Health", f"max by ({BY}) ({HEALTH_STATUS})", HEALTH_STATUSES),
+    FleetColumn("Shedding", f"max by ({BY}) (opta_lmx_load_shedding{{{SEL}}})", SHEDDING),
+    FleetColumn(
+        "Loaded models",
+        f"count by ({BY}) (opta_lmx_model_loaded{{{SEL}}}) or 0 * max by ({BY}) (up{{{SEL}}})",
+    ),
+    FleetColumn("Memory used", f"max by ({BY}) ({memory_used_ratio()})", unit="percentunit"),
+    FleetColumn("Requests/s", rate5m("lmx_requests_total"), unit="reqps"),
+)
 
 
 def overview() -> Dashboard:
@@ -52,30 +84,41 @@ def overview() -> Dashboard:
             f"opta_lmx_model_loaded{{{SEL}}}"
             f" unless opta_lmx_model_loaded{{{SEL}}} offset $__interval",
             color="green",
-            title="Loaded {{model}} ({{format}})",
+            title="Loaded {{model}} ({{format}}) on {{instance}}",
             tags="model",
         ),
         Annotation(
             "Model unloaded",
             f"increase(opta_lmx_model_unloads_total{{{SEL}}}[{RATE}]) > 0",
             color="orange",
-            title="Model unloaded: {{reason}}",
+            title="Model unloaded on {{instance}}: {{reason}}",
             tags="reason",
         ),
         Annotation(
             "Canary failed",
             f'increase(opta_lmx_model_canaries_total{{{SEL}, outcome="failed"}}[{RATE}]) > 0',
             color="red",
-            title="Model canary failed",
+            title="Model canary failed on {{instance}}",
         ),
         Annotation(
             "Config reloaded",
             f"increase(opta_lmx_config_reloads_total{{{SEL}}}[{RATE}]) > 0",
             color="blue",
-            title="LMX config reloaded",
+            title="LMX config reloaded on {{instance}}",
         ),
     ):
         d.annotation(annotation)
+
+    d.with_row(Row("Fleet"))
+    d.with_panel(
+        fleet_table_panel(
+            "LMX fleet",
+            FLEET,
+            description="One row per LMX (instance): Prometheus reaches its exporter, the"
+            " status of /admin/health, load shedding, loaded models, the share of memory in"
+            " use (/admin/memory) and requests per second over 5 minutes.",
+        )
+    )
 
     d.with_row(Row("LMX"))
     d.with_panel(
@@ -91,7 +134,7 @@ def overview() -> Dashboard:
         stat_panel(
             "Exporter connection",
             "none",
-            Q(f"job_instance:opta_exporter_connection_state:code{{{SEL}}}", "{{instance}}"),
+            Q(CONNECTION_STATE, "{{instance}}"),
             description="The exporter's stream consumer state.",
             mappings=CONNECTION_STATES,
         )
@@ -100,7 +143,7 @@ def overview() -> Dashboard:
         stat_panel(
             "LMX version",
             "none",
-            Q(f"opta_lmx_info{{{SEL}}}", "{{version}}"),
+            Q(f"opta_lmx_info{{{SEL}}}", "{{version}} {{instance}}"),
             description="LMX version from the last snapshot.",
             text_mode=common.BigValueTextMode.NAME,
             span=8,
@@ -148,10 +191,7 @@ def overview() -> Dashboard:
             "Memory used vs threshold",
             "percentunit",
             Q(f"opta_lmx_memory_usage_ratio{{{SEL}}}", "used (/admin/health) {{instance}}"),
-            Q(
-                f"job_instance:opta_lmx_memory_used:ratio{{{SEL}}}",
-                "used (/admin/memory) {{instance}}",
-            ),
+            Q(memory_used_ratio(), "used (/admin/memory) {{instance}}"),
             Q(f"opta_lmx_memory_threshold_ratio{{{SEL}}}", "threshold {{instance}}"),
             description="Share of unified memory in use against LMX's admission threshold."
             " /admin/health is read more often and is the one read LMX answers while it"
@@ -173,7 +213,7 @@ def overview() -> Dashboard:
         bar_gauge_panel(
             "Memory per model",
             "bytes",
-            Q(f"opta_lmx_model_memory_bytes{{{MSEL}}}", "{{model}}"),
+            Q(f"opta_lmx_model_memory_bytes{{{MSEL}}}", "{{model}} {{instance}}"),
             description="Memory each loaded model holds.",
             span=24,
             ratio=False,
@@ -190,7 +230,7 @@ def _overview_health(d: Dashboard) -> None:
         stat_panel(
             "LMX health",
             "none",
-            Q(f"job_instance:opta_lmx_health_status:code{{{SEL}}}", "{{instance}}"),
+            Q(HEALTH_STATUS, "{{instance}}"),
             description="The status of /admin/health: degraded only when memory use is above 95 %.",
             mappings=HEALTH_STATUSES,
         )
@@ -199,7 +239,7 @@ def _overview_health(d: Dashboard) -> None:
         stat_panel(
             "Diagnostics verdict",
             "none",
-            Q(f"job_instance:opta_lmx_health_verdict:code{{{SEL}}}", "{{instance}}"),
+            Q(HEALTH_VERDICT, "{{instance}}"),
             description="LMX's verdict in /admin/diagnostics: degraded from its admission"
             " threshold (90 % memory by default) on.",
             mappings=VERDICTS,
@@ -247,8 +287,8 @@ def _overview_health(d: Dashboard) -> None:
     d.with_panel(
         state_timeline_panel(
             "Health over time",
-            Q(f"job_instance:opta_lmx_health_status:code{{{SEL}}}", "health {{instance}}"),
-            Q(f"job_instance:opta_lmx_health_verdict:code{{{SEL}}}", "verdict {{instance}}"),
+            Q(HEALTH_STATUS, "health {{instance}}"),
+            Q(HEALTH_VERDICT, "verdict {{instance}}"),
             Q(f"opta_lmx_load_shedding{{{SEL}}}", "load shedding {{instance}}"),
             Q(f"opta_lmx_crash_loop{{{SEL}}}", "crash loop {{instance}}"),
             mappings=HEALTH_STATUSES,
@@ -292,9 +332,9 @@ def _overview_rest(d: Dashboard) -> Dashboard:
         timeseries_panel(
             "Request rate",
             "reqps",
-            Q(f"job_instance:lmx_requests:rate5m{{{SEL}}}", "all {{instance}}"),
-            Q(f"job_instance:lmx_stream_requests:rate5m{{{SEL}}}", "streamed {{instance}}"),
-            Q(f"job_instance:lmx_errors:rate5m{{{SEL}}}", "errors {{instance}}"),
+            Q(rate5m("lmx_requests_total"), "all {{instance}}"),
+            Q(rate5m("lmx_stream_requests_total"), "streamed {{instance}}"),
+            Q(rate5m("lmx_errors_total"), "errors {{instance}}"),
             description="Requests per second over 5 minutes." + RELAYED,
             span=8,
         )
@@ -303,8 +343,11 @@ def _overview_rest(d: Dashboard) -> Dashboard:
         timeseries_panel(
             "Error ratio",
             "percentunit",
-            Q(f"job_instance:lmx_errors:ratio_rate5m{{{SEL}}}", "all {{instance}}"),
-            Q(f"job_instance_model:lmx_model_errors:ratio_rate5m{{{MSEL}}}", "{{model}}"),
+            Q(ratio_rate5m("lmx_errors_total", "lmx_requests_total"), "all {{instance}}"),
+            Q(
+                ratio_rate5m("lmx_model_errors_total", "lmx_model_requests_total", MSEL, BY_MODEL),
+                "{{model}} {{instance}}",
+            ),
             description="Failed share of requests over 5 minutes, in total and per model."
             + RELAYED,
             span=8,
@@ -314,8 +357,8 @@ def _overview_rest(d: Dashboard) -> Dashboard:
         timeseries_panel(
             "Requests by model",
             "reqps",
-            Q(f"job_instance_model:lmx_model_requests:rate5m{{{MSEL}}}", "{{model}}"),
-            Q(f"job_instance_model:lmx_model_errors:rate5m{{{MSEL}}}", "errors {{model}}"),
+            Q(rate5m("lmx_model_requests_total", MSEL, BY_MODEL), "{{model}} {{instance}}"),
+            Q(rate5m("lmx_model_errors_total", MSEL, BY_MODEL), "errors {{model}} {{instance}}"),
             description="Requests per second per model over 5 minutes." + RELAYED,
             span=12,
         )
@@ -324,13 +367,10 @@ def _overview_rest(d: Dashboard) -> Dashboard:
         timeseries_panel(
             "Request latency",
             "s",
-            Q(
-                f"job_instance:lmx_request_duration_seconds:quantile_rate5m{{{SEL}}}",
-                "p{{quantile}} all",
-            ),
-            Q(
-                f"job_instance_model:lmx_request_duration_seconds:quantile_rate5m{{{MSEL}}}",
-                "p{{quantile}} {{model}}",
+            *(Q(quantile_rate5m(q, LATENCY), f"p{p} all" + INST) for q, p in QUANTILES),
+            *(
+                Q(quantile_rate5m(q, LATENCY, MSEL, BY_MODEL), f"p{p} {{{{model}}}}" + INST)
+                for q, p in QUANTILES
             ),
             description="p50/p95/p99 of request duration from LMX's histogram, over 5 minutes."
             + RELAYED,
@@ -343,8 +383,8 @@ def _overview_rest(d: Dashboard) -> Dashboard:
         timeseries_panel(
             "Tokens per second",
             TOKENS_PER_SECOND,
-            Q(f"job_instance:lmx_completion_tokens:rate5m{{{SEL}}}", "completion {{instance}}"),
-            Q(f"job_instance:lmx_prompt_tokens:rate5m{{{SEL}}}", "prompt {{instance}}"),
+            Q(rate5m("lmx_completion_tokens_total"), "completion {{instance}}"),
+            Q(rate5m("lmx_prompt_tokens_total"), "prompt {{instance}}"),
             description="Completion and prompt tokens per second over 5 minutes, from LMX's"
             " token counters." + RELAYED,
             span=12,
@@ -370,7 +410,7 @@ def _overview_rest(d: Dashboard) -> Dashboard:
         timeseries_panel(
             "Completion tokens by model",
             TOKENS_PER_SECOND,
-            Q(f"job_instance_model:lmx_model_tokens:rate5m{{{MSEL}}}", "{{model}}"),
+            Q(rate5m("lmx_model_tokens_total", MSEL, BY_MODEL), "{{model}} {{instance}}"),
             description="Completion tokens per second per model over 5 minutes." + RELAYED,
             span=18,
         )
@@ -433,7 +473,10 @@ def _overview_models(d: Dashboard) -> Dashboard:
     d.with_panel(
         state_timeline_panel(
             "Model timeline",
-            Q(f"job_instance_model:opta_lmx_model_readiness:code{{{MSEL}}}", "{{model}}"),
+            Q(
+                code("opta_lmx_model_readiness", "state", READINESS_STATES, MSEL),
+                "{{model}} {{instance}}",
+            ),
             mappings=READINESS,
             description="Readiness of each model over time; a gap means not loaded. The"
             " dashboard's annotations mark loads, unloads and canary failures.",
@@ -445,22 +488,22 @@ def _overview_models(d: Dashboard) -> Dashboard:
             "short",
             Q(
                 f"sum by (job, instance) (increase(opta_lmx_model_loads_total{{{MSEL}}}[{RATE}]))",
-                "loads",
+                "loads {{instance}}",
             ),
             Q(
                 "sum by (job, instance, reason) "
                 f"(increase(opta_lmx_model_unloads_total{{{SEL}}}[{RATE}]))",
-                "unload {{reason}}",
+                "unload {{reason}} {{instance}}",
             ),
             Q(
                 "sum by (job, instance, outcome) "
                 f"(increase(opta_lmx_model_canaries_total{{{SEL}}}[{RATE}]))",
-                "canary {{outcome}}",
+                "canary {{outcome}} {{instance}}",
             ),
             Q(
                 "sum by (job, instance, backend, outcome) "
                 f"(increase(opta_lmx_model_compatibility_checks_total{{{SEL}}}[{RATE}]))",
-                "compatibility {{backend}} {{outcome}}",
+                "compatibility {{backend}} {{outcome}} {{instance}}",
             ),
             description="Loads, unloads by reason, canary runs and compatibility checks.",
             bars=True,
@@ -473,17 +516,17 @@ def _overview_models(d: Dashboard) -> Dashboard:
             Q(
                 "histogram_quantile(0.95, sum by (job, instance, format, le) (increase("
                 f"opta_lmx_model_load_duration_seconds_bucket{{{SEL}}}[$__range])))",
-                "load {{format}}",
+                "load {{format}} {{instance}}",
             ),
             Q(
                 "histogram_quantile(0.95, sum by (job, instance, outcome, le) (increase("
                 f"opta_lmx_model_canary_duration_seconds_bucket{{{SEL}}}[$__range])))",
-                "canary {{outcome}}",
+                "canary {{outcome}} {{instance}}",
             ),
             Q(
                 "histogram_quantile(0.95, sum by (job, instance, le) (increase("
                 f"opta_lmx_download_duration_seconds_bucket{{{SEL}}}[$__range])))",
-                "download",
+                "download {{instance}}",
             ),
             description="95th percentile over the time range; empty where nothing happened.",
             text_mode=common.BigValueTextMode.VALUE_AND_NAME,
@@ -497,7 +540,7 @@ def _overview_models(d: Dashboard) -> Dashboard:
         bar_gauge_panel(
             "Downloads in progress",
             "percentunit",
-            Q(f"opta_lmx_download_progress_ratio{{{SEL}}}", "{{repo}}"),
+            Q(f"opta_lmx_download_progress_ratio{{{SEL}}}", "{{repo}} {{instance}}"),
             description="Running downloads, as /admin/models/downloads lists them.",
             span=8,
         )
@@ -506,7 +549,7 @@ def _overview_models(d: Dashboard) -> Dashboard:
         bar_gauge_panel(
             "Quantize jobs by status",
             "none",
-            Q(f"opta_lmx_quantize_jobs_listed{{{SEL}}}", "{{status}}"),
+            Q(f"opta_lmx_quantize_jobs_listed{{{SEL}}}", "{{status}} {{instance}}"),
             description="Jobs /admin/quantize lists, finished ones included, by status; LMX"
             " reports no progress figure for them.",
             span=8,
@@ -520,12 +563,12 @@ def _overview_models(d: Dashboard) -> Dashboard:
             Q(
                 "sum by (job, instance, outcome) "
                 f"(increase(opta_lmx_downloads_total{{{SEL}}}[{RATE}]))",
-                "download {{outcome}}",
+                "download {{outcome}} {{instance}}",
             ),
             Q(
                 "sum by (job, instance, outcome) "
                 f"(increase(opta_lmx_quantize_jobs_total{{{SEL}}}[{RATE}]))",
-                "quantize {{outcome}}",
+                "quantize {{outcome}} {{instance}}",
             ),
             description="Downloads and quantize jobs that ended, by outcome.",
             span=8,

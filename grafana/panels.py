@@ -18,6 +18,7 @@ from grafana_foundation_sdk.builders.common import (
 )
 from grafana_foundation_sdk.builders.dashboard import (
     Dashboard,
+    DashboardLink,
     DatasourceVariable,
     QueryVariable,
     ThresholdsConfig,
@@ -35,6 +36,18 @@ SEL = 'job=~"$job", instance=~"$instance"'
 MSEL = SEL + ', model=~"$model"'
 TOKENS_PER_SECOND = "suffix: tok/s"
 RATE = "$__rate_interval"
+TAG = "opta-lmx"  # both dashboards carry it; their links list the dashboards tagged so
+
+
+@dataclass(frozen=True)
+class FleetColumn:
+    """One column of the fleet table: an instant query with one series per (job,
+    instance), its unit and the names of its codes."""
+
+    title: str
+    expr: str
+    mappings: list[dm.ValueMapping] | None = None
+    unit: str = "none"
 
 
 @dataclass(frozen=True)
@@ -288,6 +301,43 @@ def table_panel(
     )
 
 
+def fleet_table_panel(
+    title: str, columns: Sequence[FleetColumn], *, description: str, height: int = 8
+) -> table.Panel:
+    """One row per LMX: every column's instant query merged on (job, instance)."""
+    refs = [ref_id(index) for index in range(len(columns))]
+    organize = dm.DataTransformerConfig(
+        id_val="organize",
+        options={
+            "excludeByName": {"Time": True},
+            "indexByName": {"instance": 0, "job": 1}
+            | {f"Value #{ref}": n for n, ref in enumerate(refs, start=2)},
+            "renameByName": {"instance": "Instance", "job": "Job"}
+            | {f"Value #{ref}": c.title for ref, c in zip(refs, columns, strict=True)},
+        },
+    )
+    overrides: dict[str, list[dm.DynamicConfigValue]] = {}
+    for column in columns:
+        properties = [dm.DynamicConfigValue(id_val="unit", value=column.unit)]
+        if column.mappings:
+            properties.append(dm.DynamicConfigValue(id_val="mappings", value=column.mappings))
+            properties.append(
+                dm.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                )
+            )
+        overrides[column.title] = properties
+    return table_panel(
+        title,
+        "none",
+        *(Q(column.expr, "{{instance}}") for column in columns),
+        description=description,
+        transformations=[dm.DataTransformerConfig(id_val="merge", options={}), organize],
+        overrides=overrides,
+        height=height,
+    )
+
+
 # -- variables -------------------------------------------------------------------------
 def datasource_variable() -> DatasourceVariable:
     """Named like the import input, so `${DS_PROMETHEUS}` also resolves in a dashboard that
@@ -314,7 +364,7 @@ def query_variable(name: str, label: str, query: str, *, multi: bool) -> QueryVa
 def standard_variables(*, with_model: bool) -> list[Builder[dm.VariableModel]]:
     variables: list[Builder[dm.VariableModel]] = [
         datasource_variable(),
-        query_variable("job", "Job", "label_values(opta_lmx_up, job)", multi=False),
+        query_variable("job", "Job", "label_values(opta_lmx_up, job)", multi=True),
         query_variable(
             "instance", "Instance", 'label_values(opta_lmx_up{job=~"$job"}, instance)', multi=True
         ),
@@ -359,10 +409,18 @@ def base_dashboard(uid: str, title: str, description: str, *, with_model: bool) 
         Dashboard(title)
         .uid(uid)
         .description(description)
-        .tags(["opta-lmx", "llm"])
+        .tags([TAG, "llm"])
         .time("now-3h", "now")
         .refresh("30s")
         .timezone("browser")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .variables(standard_variables(with_model=with_model))
+        .link(
+            DashboardLink("Opta LMX")
+            .type(dm.DashboardLinkType.DASHBOARDS)
+            .tags([TAG])
+            .as_dropdown(False)
+            .include_vars(True)
+            .keep_time(True)
+        )
     )

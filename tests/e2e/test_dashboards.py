@@ -232,3 +232,90 @@ def test_provisioning_files() -> None:
     datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
     (source,) = datasources["datasources"]
     assert source["type"] == "prometheus"
+
+
+# -- a fleet of LMX: one dashboard shows many, by instance ------------------------------
+def targets(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for panel in visual_panels(doc):
+        for target in panel["targets"]:
+            yield panel, target
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_legend_names_the_instance(name: str) -> None:
+    """With ten LMX on a panel, a line or stat without its instance is nobody's. Table
+    queries have no legend: their rows carry the instance column."""
+    for panel, target in targets(dashboards()[name]):
+        if target.get("format") == "table":
+            continue
+        assert "{{instance}}" in target["legendFormat"], (panel["title"], target["refId"])
+    for annotation in dashboards()[name]["annotations"]["list"]:
+        assert "{{instance}}" in annotation["titleFormat"], annotation["name"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_job_and_instance_pick_many_with_all(name: str) -> None:
+    variables = {v["name"]: v for v in dashboards()[name]["templating"]["list"]}
+    for variable in ("job", "instance"):
+        assert variables[variable]["multi"] is True, variable
+        assert variables[variable]["includeAll"] is True, variable
+        assert variables[variable]["allValue"] == ".*", variable
+    for _, target in targets(dashboards()[name]):
+        # a multi-value variable is a regex alternation: only `=~` matches it
+        assert 'job="$job"' not in target["expr"]
+        assert 'instance="$instance"' not in target["expr"]
+
+
+def test_dashboards_link_each_other_keeping_variables_and_time() -> None:
+    docs = dashboards()
+    for doc in docs.values():
+        (link,) = doc["links"]
+        assert link["type"] == "dashboards"
+        assert link["includeVars"] is True
+        assert link["keepTime"] is True
+        assert all(set(link["tags"]) <= set(other["tags"]) for other in docs.values())
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panels_work_without_the_recording_rules(name: str) -> None:
+    """A plain import into a Prometheus without prometheus/rules/: no panel, annotation
+    or variable reads a recorded series (the rules stay for the alerts and as an
+    optimisation)."""
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
+    for query in dashboard_queries(dashboards()[name]):
+        assert metric_names(query.expr).isdisjoint(recorded), query.where
+
+
+FLEET_TABLE = "LMX fleet"
+
+
+def fleet_table() -> dict[str, Any]:
+    (panel,) = [
+        p
+        for p in visual_panels(dashboards()["opta-lmx-overview.json"])
+        if p["title"] == FLEET_TABLE
+    ]
+    return panel
+
+
+def test_fleet_table_is_one_row_per_lmx() -> None:
+    """Instant table queries, each with one series per (job, instance), merged: a row per
+    LMX with up, health, shedding, loaded models, memory used and request rate."""
+    panel = fleet_table()
+    assert panel["type"] == "table"
+    for target in panel["targets"]:
+        assert target["instant"] is True, target["refId"]
+        assert target["format"] == "table", target["refId"]
+        assert target["expr"].startswith(
+            ("max by (job, instance) (", "sum by (job, instance) (", "count by (job, instance) (")
+        ), target["refId"]
+    assert [t["id"] for t in panel["transformations"]] == ["merge", "organize"]
+    names = panel["transformations"][1]["options"]["renameByName"]
+    assert [names[f"Value #{t['refId']}"] for t in panel["targets"]] == [
+        "Up",
+        "Health",
+        "Shedding",
+        "Loaded models",
+        "Memory used",
+        "Requests/s",
+    ]
