@@ -38,9 +38,11 @@ from grafana.panels import (
 )
 from grafana.promql import (
     BY,
+    BY_MODEL,
     CONNECTION_STATE,
     HEALTH_STATUS,
     HEALTH_VERDICT,
+    LATENCY,
     READINESS_STATES,
     code,
     memory_used_ratio,
@@ -51,8 +53,6 @@ from grafana.promql import (
 
 # The throughput window statistics plotted: what a reader compares at a glance.
 WINDOW_STATS = "latest|mean|p95|max"
-BY_MODEL = BY + ", model"
-LATENCY = "lmx_request_duration_seconds"
 QUANTILES = ((0.5, "50"), (0.95, "95"), (0.99, "99"))
 INST = " {{instance}}"
 # The fleet table: one instant query per column, each reduced to (job, instance) so the

@@ -7,6 +7,7 @@ That queries also return data is proven against a real Prometheus in test_e2e_pr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import yaml
 
 from grafana.dashboards import DASHBOARDS, OUT_DIR, generate
 from grafana.panels import DS_INPUT
+from grafana.promql import RECORDED
 from grafana.queries import dashboard_queries, metric_names, substitute, variable_promql
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
@@ -319,3 +321,32 @@ def test_fleet_table_is_one_row_per_lmx() -> None:
         "Memory used",
         "Requests/s",
     ]
+
+
+def normal(expr: str) -> str:
+    """PromQL with its line breaks and inner-paren spaces gone: YAML's layout is no change."""
+    return re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", " ".join(expr.split())))
+
+
+def expanded(expr: str, recorded: dict[str, str]) -> str:
+    """A rule's expression with every recorded series it reads replaced by that rule's
+    own expression; the sum of a per-model sum is the sum (the all-model quantiles)."""
+    for name, inner in recorded.items():
+        expr = re.sub(rf"(?<![\w:]){re.escape(name)}(?![\w:])", inner, expr)
+    return re.sub(
+        r"sum by \(job, instance, le\) \(sum by \(job, instance, model, le\) (\(.*?\))\)",
+        r"sum by (job, instance, le) \1",
+        normal(expr),
+    )
+
+
+def test_raw_queries_are_the_recording_rules() -> None:
+    """What the dashboards run in place of each recorded series is that rule's expression,
+    so a Prometheus with the rules and one without show the same figures."""
+    found = {
+        (r["record"], r.get("labels", {}).get("quantile", "")): r for r in rules() if "record" in r
+    }
+    assert set(found) == set(RECORDED)
+    plain = {record: normal(r["expr"]) for (record, q), r in found.items() if not q}
+    for key, rule in found.items():
+        assert expanded(rule["expr"], plain) == RECORDED[key], key
