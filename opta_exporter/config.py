@@ -31,6 +31,10 @@ class Config:
     lmx_url: str = "http://127.0.0.1:1234"
     listen_host: str = ""
     listen_port: int = DEFAULT_PORT
+    # --web.listen-address given more than once: the first is listen_host/listen_port
+    extra_listen_addresses: tuple[tuple[str, int], ...] = ()
+    max_requests: int = 64
+    disable_exporter_metrics: bool = False
     telemetry_path: str = "/metrics"
     web_config_file: str | None = None
     admin_key: str | None = field(default=None, repr=False)
@@ -56,6 +60,11 @@ class Config:
     def admin_key_set(self) -> bool:
         return self.admin_key is not None
 
+    @property
+    def listen_addresses(self) -> tuple[tuple[str, int], ...]:
+        """Every address to serve on, one server each: the first, then the others."""
+        return ((self.listen_host, self.listen_port), *self.extra_listen_addresses)
+
 
 @dataclass(frozen=True)
 class Option:
@@ -65,6 +74,9 @@ class Option:
     dest: str
     help: str
     default: str | None
+    # "value": takes a VALUE; "switch": a flag alone means true (its env twin: true or
+    # false); "repeatable": may be given more than once (its env twin: comma-separated)
+    kind: str = "value"
 
     @property
     def env(self) -> str:
@@ -85,7 +97,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--lmx.stale-timeout",
         "stale_timeout",
-        "Silence after which the stream is stale (default 1.5 x heartbeat).",
+        "Silence after which the stream is stale; unset, 1.5 x --lmx.heartbeat-interval.",
         None,
     ),
     Option("--lmx.connect-timeout", "connect_timeout", "TCP connect timeout.", "5s"),
@@ -141,12 +153,31 @@ OPTIONS: tuple[Option, ...] = (
         "250ms",
     ),
     Option(
-        "--web.listen-address", "listen_address", "Address to serve metrics on.", f":{DEFAULT_PORT}"
+        "--web.listen-address",
+        "listen_address",
+        "Address to serve on, HOST:PORT ([::1]:PORT for IPv6, :PORT for every IPv4 address); "
+        "repeat the flag (or separate by commas) to serve on several, one server each.",
+        f":{DEFAULT_PORT}",
+        kind="repeatable",
+    ),
+    Option(
+        "--web.max-requests",
+        "max_requests",
+        "Most client connections open at once (kept ones included, a thread each); more "
+        "are refused at accept.",
+        "64",
+    ),
+    Option(
+        "--web.disable-exporter-metrics",
+        "disable_exporter_metrics",
+        "Leave the exporter's own process_* and python_* families out of the metrics.",
+        "false",
+        kind="switch",
     ),
     Option(
         "--web.config.file",
         "web_config_file",
-        "Web config file (TLS, basic auth) in the exporter-toolkit format.",
+        "Web config file (TLS, basic auth, response headers) in the exporter-toolkit format.",
         None,
     ),
     Option("--web.telemetry-path", "telemetry_path", "Path of the metrics.", "/metrics"),
@@ -180,6 +211,24 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"not HOST:PORT: {text!r}")
     return host.strip("[]"), int(port)
+
+
+def parse_listen_addresses(text: str) -> list[tuple[str, int]]:
+    """One address or several, separated by commas."""
+    addresses = [parse_listen_address(part.strip()) for part in text.split(",")]
+    fixed = [address for address in addresses if address[1]]  # port 0: each its own
+    if len(set(fixed)) < len(fixed):
+        raise ValueError(f"the same address twice: {text!r}")
+    return addresses
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -283,6 +332,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "backoff_base": _positive(parse_duration),
     "backoff_cap": _positive(parse_duration),
     "max_models": _positive(int),
+    "max_requests": _positive(int),
+    "disable_exporter_metrics": _bool,
     "log_level": _choice("debug", "info", "warn", "error"),
     "log_format": _choice("logfmt", "json"),
 }
@@ -318,7 +369,9 @@ def config_from_values(
             if opt.dest == "admin_key_file":
                 parsed["admin_key"] = _admin_key(text, env)
             elif opt.dest == "listen_address":
-                parsed["listen_host"], parsed["listen_port"] = parse_listen_address(text or "")
+                first, *others = parse_listen_addresses(text or "")
+                parsed["listen_host"], parsed["listen_port"] = first
+                parsed["extra_listen_addresses"] = tuple(others)
             elif text is not None:
                 parsed[opt.dest] = _PARSERS[opt.dest](text)
         except ValueError as exc:

@@ -39,6 +39,18 @@ from opta_exporter.web.webconfig import WebConfig
 RESTART_AFTER = 1.0  # seconds before a loop that an exception escaped runs again
 
 
+class ListenError(OSError):
+    """One of the listen addresses cannot be served; `address` names it."""
+
+    def __init__(self, address: str, exc: OSError) -> None:
+        super().__init__(exc.errno, exc.strerror)
+        self.address = address
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _snapshot_session() -> requests.Session:
     """Snapshots are idempotent GETs: one retry hides a keep-alive connection that LMX
     closed between two reads, instead of counting a failed resync. A status is never
@@ -131,12 +143,19 @@ class Exporter:
             )
             self.registry.register(RelayCollector(self.relay))
             relay_text = RelayText(self.relay)
-        self.server = MetricsServer(
-            config.listen_host,
-            config.listen_port,
-            make_app(self.store, relay_text, config),
-            web,
-        )
+        # one server per --web.listen-address, all serving the one app
+        app = make_app(self.store, relay_text, config)
+        self.servers: list[MetricsServer] = []
+        for host, port in config.listen_addresses:
+            try:
+                self.servers.append(
+                    MetricsServer(host, port, app, web, max_connections=config.max_requests)
+                )
+            except OSError as exc:
+                for server in self.servers:
+                    server.stop()
+                raise ListenError(_address(host, port), exc) from exc
+        self.server = self.servers[0]
 
         def thread(name: str, body: Callable[[ThreadReport], object]) -> threading.Thread:
             report = self.store.thread(name)
@@ -193,13 +212,15 @@ class Exporter:
         return f"http://127.0.0.1:{self.server.port}"
 
     def start(self) -> None:
-        self.server.start()
+        for server in self.servers:
+            server.start()
         for thread in self._threads:
             thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         self.stop_event.set()
         self.consumer.interrupt()
-        self.server.stop()
+        for server in self.servers:
+            server.stop()
         for thread in self._threads:
             thread.join(timeout)

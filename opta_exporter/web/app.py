@@ -1,8 +1,11 @@
-"""HTTP: the metrics, a landing page, and /healthz, as a WSGI app (httpd.py serves it).
+"""HTTP: the metrics, a landing page, /-/healthy, /-/ready and /healthz, as a WSGI app
+(httpd.py serves it).
 
 The metrics are negotiated by q-value (OpenMetrics 1.0.0 when the scraper prefers it,
 else the text format 0.0.4; gzip when accepted) and written by exposition.py and
-relay_text.py, byte for byte as the client library would write them.
+relay_text.py, byte for byte as the client library would write them; the exporter's own
+process_* and python_* families follow, from the client library's collectors in a
+registry of their own, unless --web.disable-exporter-metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ import json
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import generate_latest as text_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from opta_exporter import __version__
 from opta_exporter.config import Config
@@ -44,7 +51,11 @@ _LANDING = """<!doctype html>
 <body><h1>opta-exporter {version}</h1>
 <p>Prometheus exporter for Opta LMX at <code>{lmx}</code>.</p>
 <p>Event stream: <strong>{state}</strong> (LMX up: {up}); last event {age}.</p>
-<ul><li><a href="{path}">Metrics</a></li><li><a href="/healthz">Health</a></li></ul>
+<ul><li><a href="{path}">Metrics</a></li>
+<li><a href="/-/healthy">Healthy</a> (200 while it serves)</li>
+<li><a href="/-/ready">Ready</a> (200 once LMX was read, the event stream is open and every
+thread runs; 503 and the reason otherwise)</li>
+<li><a href="/healthz">Health</a> (JSON)</li></ul>
 </body></html>
 """
 
@@ -101,8 +112,30 @@ def gzip_accepted(accept_encoding: str) -> bool:
     return q > 0
 
 
+class ProcessMetrics:
+    """The exporter process's own families (process_*, python_*), as every exporter
+    serves them: the client library's collectors, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.registry)  # nothing where there is no /proc (macOS)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    def render(self, openmetrics: bool) -> bytes:
+        """Families only: the one `# EOF` ends the whole exposition."""
+        if openmetrics:
+            text: bytes = openmetrics_latest(self.registry)  # type: ignore[no-untyped-call]
+            return text.removesuffix(b"# EOF\n")
+        return text_latest(self.registry)
+
+
 def metrics_body(
-    store: Store, relay: RelayText | None, accept: str, exposition: Exposition | None = None
+    store: Store,
+    relay: RelayText | None,
+    accept: str,
+    exposition: Exposition | None = None,
+    process: ProcessMetrics | None = None,
 ) -> tuple[bytes, str]:
     """The exposition in the format the scraper asked for."""
     content_type = negotiate(accept)
@@ -112,6 +145,8 @@ def metrics_body(
     parts = exposition.parts(tables(view.state, view.health, view.now, view.wall), openmetrics)
     if relay is not None:
         parts.append(relay.render(openmetrics))
+    if process is not None:
+        parts.append(process.render(openmetrics))
     if openmetrics:
         parts.append(b"# EOF\n")
     return b"".join(parts), content_type  # the only copy of the whole body
@@ -120,9 +155,12 @@ def metrics_body(
 def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
     telemetry_path, lmx_url = config.telemetry_path, config.lmx_url
     exposition = Exposition()
+    process = None if config.disable_exporter_metrics else ProcessMetrics()
 
     def metrics(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        body, content_type = metrics_body(store, relay, environ.get("HTTP_ACCEPT", ""), exposition)
+        body, content_type = metrics_body(
+            store, relay, environ.get("HTTP_ACCEPT", ""), exposition, process
+        )
         headers = [("Content-Type", content_type)]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
             # gzip at level 1: higher levels cost many times the CPU for a little less size;
@@ -137,8 +175,11 @@ def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
             return metrics(environ, start_response)
-        if path == "/-/ready":  # for an orchestrator: 503 while a thread is dead
-            ok, text = store.ready()
+        if path == "/-/healthy":  # as Prometheus' own: 200 while it serves at all
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "8")])
+            return [b"healthy\n"]
+        if path == "/-/ready":  # for an orchestrator: 503 while it cannot serve LMX's truth
+            ok, text = ready(store)
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(
                 status, [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))]
@@ -166,6 +207,32 @@ def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
         return [body]
 
     return app
+
+
+def ready(store: Store) -> tuple[bool, str]:
+    """Every thread runs, LMX was read once, and the event stream is open; else which not."""
+    ok, text = store.ready()
+    if ok:
+        state = store.view().health.connection_state
+        if state != "open":
+            return False, f"not ready: event stream not open ({state})\n"
+    return ok, text
+
+
+def with_headers(app: App, headers: Iterable[tuple[str, str]]) -> App:
+    """The web config's http_server_config.headers, on every answer (errors and 401s too);
+    a header the app set itself is replaced, as exporter-toolkit's Header().Set does."""
+    extra = list(headers)
+    names = {name.lower() for name, _ in extra}
+
+    def headed(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, response_headers: list[tuple[str, str]], *exc: Any) -> Any:
+            kept = [(n, v) for n, v in response_headers if n.lower() not in names]
+            return start_response(status, kept + extra, *exc)
+
+        return app(environ, start)
+
+    return headed
 
 
 def require_auth(app: App, auth: BasicAuth) -> App:

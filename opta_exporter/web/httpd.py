@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from opta_exporter import __version__
-from opta_exporter.web.app import App, Environ, require_auth
+from opta_exporter.web.app import App, Environ, require_auth, with_headers
 from opta_exporter.web.webconfig import BasicAuth, WebConfig
 
 if TYPE_CHECKING:
@@ -337,6 +337,8 @@ class MetricsServer:
         web = web or WebConfig()
         if web.users:
             app = require_auth(app, BasicAuth(web.users))
+        if web.headers:
+            app = with_headers(app, web.headers)
         server_class = _IPv6Server if ":" in host else _Server
         address = (host or "0.0.0.0", port)  # noqa: S104 - an exporter serves the network
         self._httpd = server_class(
@@ -358,6 +360,12 @@ class MetricsServer:
     @property
     def port(self) -> int:
         return int(self._httpd.server_address[1])
+
+    @property
+    def address(self) -> str:
+        """Where it listens, as --web.listen-address says it: `127.0.0.1:8080`, `[::1]:8080`."""
+        host = str(self._httpd.server_address[0])
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     def start(self) -> None:
         self._thread.start()

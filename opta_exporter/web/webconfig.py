@@ -56,10 +56,48 @@ RETRY_AFTER = 1  # seconds, the Retry-After of a busy refusal
 SPELL_QUIET = 60.0
 
 
+# http_server_config.headers: exporter-toolkit allows these and no other (so every exporter
+# of the ecosystem says the same), some with a fixed set of values; names as it spells them.
+EXTRA_HEADERS: dict[str, tuple[str, ...]] = {
+    "Strict-Transport-Security": (),
+    "X-Content-Type-Options": ("nosniff",),
+    "X-Frame-Options": ("deny", "sameorigin"),
+    "X-XSS-Protection": (),
+    "Content-Security-Policy": (),
+}
+
+
 @dataclass(frozen=True)
 class WebConfig:
     tls: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict, repr=False)
+    headers: tuple[tuple[str, str], ...] = ()  # added to every response
+
+
+def _headers(http: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """http_server_config as exporter-toolkit reads it: `headers` from its allowed set;
+    `http2` is accepted and means nothing here (HTTP/1.1 is served, as Prometheus scrapes)."""
+    unknown = set(http) - {"headers", "http2"}
+    if unknown:
+        raise ConfigError(f"--web.config.file: unknown http_server_config keys: {sorted(unknown)}")
+    if "http2" in http and not isinstance(http["http2"], bool):
+        raise ConfigError("--web.config.file: http_server_config.http2 must be true or false")
+    headers = _mapping(http.get("headers"), "http_server_config.headers")
+    for name, value in headers.items():
+        allowed = EXTRA_HEADERS.get(name)
+        if allowed is None:
+            raise ConfigError(
+                f"--web.config.file: HTTP header {name!r} can not be configured "
+                f"(only {', '.join(EXTRA_HEADERS)})"
+            )
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise ConfigError(f"--web.config.file: header {name} needs a one-line string")
+        if allowed and value not in allowed:
+            raise ConfigError(
+                f"--web.config.file: invalid value for {name}: expected one of "
+                f"{', '.join(allowed)}, got {value!r}"
+            )
+    return tuple((name, value) for name, value in headers.items() if value)  # blank: unset
 
 
 def _mapping(value: object, where: str) -> dict[str, Any]:
@@ -115,7 +153,8 @@ def load_web_config(path: str) -> WebConfig:
             raise ConfigError(f"--web.config.file: user {user!r} needs a bcrypt hash")
         hashes[user] = hashed.encode()
     context = _tls_context(tls, Path(path).resolve().parent) if tls else None
-    return WebConfig(tls=context, users=hashes)
+    headers = _headers(_mapping(doc.get("http_server_config"), "http_server_config"))
+    return WebConfig(tls=context, users=hashes, headers=headers)
 
 
 class AuthResult(enum.Enum):

@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,21 +20,29 @@ from lmx_simulator import LmxSimulator
 from opta_exporter import __version__
 from tests.conftest import WAIT
 
+SERVING = re.compile(r"serving \S+ on ((?:\S+:\d+)(?:, \S+:\d+)*), following")
 
-def _start(args: list[str]) -> tuple[subprocess.Popen[str], int]:
-    """Start the exporter and read its log until the stream is open."""
+
+def _start_all(args: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start the exporter and read its log until the stream is open: the process and
+    every address it says it serves on (`127.0.0.1:port`, `[::1]:port`)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "opta_exporter", *args], stderr=subprocess.PIPE, text=True
     )
     assert proc.stderr is not None
-    port = None
+    addresses: list[str] = []
     for line in proc.stderr:
-        match = re.search(r"on port (\d+)", line)
-        port = int(match.group(1)) if match else port
-        if "event stream open" in line and port is not None:
-            return proc, port
+        match = SERVING.search(line)
+        addresses = match.group(1).split(", ") if match else addresses
+        if "event stream open" in line and addresses:
+            return proc, addresses
     proc.wait(WAIT)
     pytest.fail(f"exporter exited early with {proc.returncode}")
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen[str], int]:
+    proc, addresses = _start_all(args)
+    return proc, int(addresses[0].rpartition(":")[2])
 
 
 def _scrape_until(port: int, line: str) -> str:
@@ -147,7 +156,67 @@ def test_version() -> None:
         timeout=WAIT,
         check=True,
     )
-    assert out.stdout.strip() == f"opta-exporter {__version__}"
+    first, *rest = out.stdout.splitlines()
+    assert first == f"opta-exporter, version {__version__} (revision: unknown)"
+    assert [line.split(":")[0].strip() for line in rest] == [
+        "build date",
+        "python version",
+        "platform",
+    ]
+
+
+def test_version_says_the_revision_the_build_set() -> None:
+    env = {**os.environ, "OPTA_EXPORTER_BUILD_REVISION": "0123abc"}
+    out = subprocess.run(
+        [sys.executable, "-m", "opta_exporter", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=True,
+        env=env,
+    )
+    assert "(revision: 0123abc)" in out.stdout.splitlines()[0]
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_the_process_serves_on_every_listen_address_and_stops() -> None:
+    """Repeated --web.listen-address: one server each, all answering (the second no
+    longer silently replaces the first), self-metrics off with the switch."""
+    with LmxSimulator() as sim:
+        proc, addresses = _start_all(
+            [
+                "--lmx.url",
+                sim.url,
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--web.listen-address",
+                "[::1]:0",
+                "--web.disable-exporter-metrics",
+            ]
+        )
+        try:
+            assert [a.rpartition(":")[0] for a in addresses] == ["127.0.0.1", "[::1]"]
+            for address in addresses:
+                answer = requests.get(f"http://{address}/metrics", timeout=WAIT)
+                assert answer.ok
+                assert "opta_lmx_up" in answer.text
+                assert "process_" not in answer.text
+                assert "python_info" not in answer.text
+                assert requests.get(f"http://{address}/-/healthy", timeout=WAIT).text == (
+                    "healthy\n"
+                )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(WAIT) == 0
 
 
 def test_sighup_is_ignored_with_a_line_and_sigterm_still_exits_0() -> None:

@@ -34,6 +34,9 @@ def test_defaults() -> None:
     assert config.listen_host == ""
     assert config.listen_port == 11234
     assert config.telemetry_path == "/metrics"
+    assert config.listen_addresses == (("", 11234),)
+    assert config.max_requests == 64
+    assert config.disable_exporter_metrics is False
     assert config.heartbeat_interval == 30.0
     assert config.stale_timeout == 45.0
     assert config.snapshot_interval == 60.0
@@ -98,6 +101,17 @@ VALID: list[tuple[str, str, str, object]] = [
     ("listen_address", "127.0.0.1:9999", "listen_port", 9999),
     ("listen_address", "127.0.0.1:9999", "listen_host", "127.0.0.1"),
     ("listen_address", "[::1]:9100", "listen_host", "::1"),
+    ("listen_address", ":9100", "extra_listen_addresses", ()),
+    (
+        "listen_address",
+        "127.0.0.1:9100, [::1]:9100,:0",
+        "listen_addresses",
+        (("127.0.0.1", 9100), ("::1", 9100), ("", 0)),
+    ),
+    ("listen_address", "127.0.0.1:0,127.0.0.1:0", "listen_addresses", (("127.0.0.1", 0),) * 2),
+    ("max_requests", "8", "max_requests", 8),
+    ("disable_exporter_metrics", "true", "disable_exporter_metrics", True),
+    ("disable_exporter_metrics", "False", "disable_exporter_metrics", False),
     ("telemetry_path", "/probe/metrics", "telemetry_path", "/probe/metrics"),
     ("window_duration", "10m", "window_duration", 600.0),
     ("window_duration", "90", "window_duration", 90.0),
@@ -193,6 +207,14 @@ INVALID: list[tuple[str, dict[str, str], str]] = [
     ("port out of range", {"listen_address": ":65536"}, "--web.listen-address"),
     ("empty port", {"listen_address": "localhost:"}, "--web.listen-address"),
     ("empty address", {"listen_address": ""}, "--web.listen-address"),
+    ("same address twice", {"listen_address": ":9100,:9100"}, "--web.listen-address"),
+    ("one of several bad", {"listen_address": ":9100,nope"}, "--web.listen-address"),
+    ("trailing comma", {"listen_address": ":9100,"}, "--web.listen-address"),
+    # the connection cap: a positive count, no "0 = unlimited"
+    ("zero max requests", {"max_requests": "0"}, "--web.max-requests"),
+    ("negative max requests", {"max_requests": "-1"}, "--web.max-requests"),
+    ("word max requests", {"max_requests": "lots"}, "--web.max-requests"),
+    ("not a switch value", {"disable_exporter_metrics": "maybe"}, "--web.disable-exporter-metrics"),
     # logging
     ("bad log level", {"log_level": "verbose"}, "--log.level"),
     ("empty log level", {"log_level": ""}, "--log.level"),

@@ -208,7 +208,7 @@ def test_the_format_is_negotiated_to_one_we_write(accept: str, content_type: str
     assert answer.body.endswith(b"# EOF\n") is (content_type == OM)
 
 
-def test_ready_only_when_every_thread_runs_and_lmx_was_read() -> None:
+def test_ready_only_when_every_thread_runs_lmx_was_read_and_the_stream_is_open() -> None:
     store = Store(LmxState(), ExporterHealth(), FakeClock())
     snapshots, relay = store.thread("snapshots"), store.thread("relay")
     snapshots.running(True)
@@ -220,10 +220,24 @@ def test_ready_only_when_every_thread_runs_and_lmx_was_read() -> None:
     )
     store.health.sources["status"] = SourceStatus(15.0)
     store.source_read("status", True)
+    answer = Answer(app_for(store), "/-/ready")  # read, but no event stream yet
+    assert (answer.status, answer.body) == (
+        "503 Service Unavailable",
+        b"not ready: event stream not open (connecting)\n",
+    )
+    store.set_connection("open")
     answer = Answer(app_for(store), "/-/ready")
     assert (answer.status, answer.body) == ("200 OK", b"ready\n")
+    store.set_connection("backoff", 2.0, "eof")  # the stream dropped
+    answer = Answer(app_for(store), "/-/ready")
+    assert (answer.status, answer.body) == (
+        "503 Service Unavailable",
+        b"not ready: event stream not open (backoff)\n",
+    )
+    store.set_connection("open")
     relay.running(False)  # the thread ended while the daemon runs
     answer = Answer(app_for(store), "/-/ready")
     assert answer.status == "503 Service Unavailable"
     assert answer.body == b"not ready: thread(s) not running: relay\n"
+    assert Answer(app_for(store), "/-/healthy").status == "200 OK"  # it still serves
     assert Answer(app_for(store), "/healthz").status == "200 OK"  # /healthz stays as it was

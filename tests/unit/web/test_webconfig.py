@@ -208,3 +208,66 @@ def test_a_guess_waits_for_a_free_check_then_is_busy(caplog: pytest.LogCaptureFi
 def test_a_bad_hash_handed_to_basic_auth_is_refused_at_once() -> None:
     with pytest.raises(ValueError, match="bcrypt"):
         BasicAuth({"prom": b"$2b$12$garbage"})
+
+
+def test_http_server_config_headers_as_exporter_toolkit_allows_them(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(
+        "http_server_config:\n"
+        "  http2: true\n"  # accepted; HTTP/1.1 is what is served
+        "  headers:\n"
+        "    X-Frame-Options: sameorigin\n"
+        "    X-Content-Type-Options: nosniff\n"
+        "    Strict-Transport-Security: max-age=31536000\n"
+        "    Content-Security-Policy: \"default-src 'none'\"\n"
+        "    X-XSS-Protection: ''\n"  # blank: unset, as the toolkit documents
+    )
+    assert load_web_config(str(path)).headers == (
+        ("X-Frame-Options", "sameorigin"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Strict-Transport-Security", "max-age=31536000"),
+        ("Content-Security-Policy", "default-src 'none'"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "fragment"),
+    [
+        ("Authorization: x", "'Authorization' can not be configured"),
+        ("Content-Type: text/html", "'Content-Type' can not be configured"),
+        ("Content-Length: '3'", "'Content-Length' can not be configured"),
+        ("Set-Cookie: a=b", "can not be configured"),
+        ("x-frame-options: deny", "can not be configured"),  # names as the toolkit spells them
+        ("X-Frame-Options: allow", "expected one of deny, sameorigin"),
+        ("X-Content-Type-Options: sniff", "expected one of nosniff"),
+        ("Content-Security-Policy: 3", "one-line string"),
+        ('Content-Security-Policy: "a\\r\\nX-Evil: 1"', "one-line string"),
+        ("[1, 2]", "mapping"),
+    ],
+)
+def test_headers_the_toolkit_forbids_are_a_config_error(
+    tmp_path: Path, headers: str, fragment: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(f"http_server_config:\n  headers:\n    {headers}\n")
+    if headers.startswith("["):
+        path.write_text(f"http_server_config:\n  headers: {headers}\n")
+    with pytest.raises(ConfigError, match=fragment):
+        load_web_config(str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("http_server_config:\n  http3: true", "unknown http_server_config keys"),
+        ("http_server_config:\n  http2: maybe", "http2 must be true or false"),
+        ("http_server_config: 1", "mapping"),
+    ],
+)
+def test_http_server_config_refuses_what_it_does_not_know(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_web_config(str(path))
