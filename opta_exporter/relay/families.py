@@ -60,6 +60,8 @@ RELAY_METRICS: tuple[MetricSpec, ...] = (
 
 
 DROP_REASONS = ("unparseable", "cap", "series_cap", "too_large")
+# A family's HELP is LMX's own `# HELP` text; this only where LMX gives none.
+FALLBACK_HELP = "Relayed from LMX's /admin/metrics."
 
 
 class RelaySource(Protocol):
@@ -92,14 +94,14 @@ def _label_names(samples: Iterable[RelaySample], histogram: bool = False) -> lis
 
 
 def _relayed(family: RelayFamily) -> Iterator[Metric]:
-    """LMX's family under LMX's name and type; the library escapes every label value.
+    """LMX's family under LMX's name, type and HELP; the library escapes every label value.
 
     A type prometheus_client cannot rebuild sample by sample (a summary, a counter LMX
     named without `_total`, untyped) goes out as one untyped family per sample name, so
     the names stay exactly LMX's.
     """
     names = _label_names(family.samples, family.kind == "histogram")
-    help_text = family.help or "Relayed from LMX's /admin/metrics."
+    help_text = family.help or FALLBACK_HELP
 
     def values(sample: RelaySample) -> list[str]:
         return [sample.labels.get(n, "") for n in names]

@@ -16,15 +16,51 @@ from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The dist folder and what the build said."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
-    return out
+    return out, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def dist(built: tuple[Path, str]) -> Path:
+    return built[0]
+
+
+def test_manifest_matches_the_tree(built: tuple[Path, str]) -> None:
+    """Every MANIFEST.in line finds files: a stale pattern is a build warning."""
+    _, log = built
+    assert "reading manifest template 'MANIFEST.in'" in log
+    assert "no files found" not in log
+    assert "no previously-included files" not in log
+
+
+def test_license_and_project_urls_ship(dist: Path) -> None:
+    (sdist,) = dist.glob(f"opta_exporter-{__version__}.tar.gz")
+    (wheel,) = dist.glob(f"opta_exporter-{__version__}-py3-none-any.whl")
+    top = f"opta_exporter-{__version__}"
+    with tarfile.open(sdist) as archive:
+        names = set(archive.getnames())
+        pkg_info = archive.extractfile(f"{top}/PKG-INFO")
+        assert pkg_info is not None
+        sdist_meta = pkg_info.read().decode()
+    assert {f"{top}/LICENSE", f"{top}/CHANGELOG.md"} <= names
+    with zipfile.ZipFile(wheel) as archive:
+        licenses = [n for n in archive.namelist() if n.endswith("/LICENSE") and ".dist-info/" in n]
+        meta = archive.read(f"{top}.dist-info/METADATA").decode()
+    assert licenses, "LICENSE is not in the wheel's .dist-info"
+    for text in (meta, sdist_meta):
+        assert "License-File: LICENSE" in text
+        for label in ("Homepage", "Source", "Changelog"):
+            assert f"Project-URL: {label}, https://github.com/" in text
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
 
 
 def test_sdist_ships_units_dashboards_and_rules(dist: Path) -> None:
@@ -41,6 +77,10 @@ def test_sdist_ships_units_dashboards_and_rules(dist: Path) -> None:
         "README.md",
         "opta_exporter/py.typed",
         "setup.cfg",
+        "LICENSE",
+        "launchd/com.opta.exporter.plist",
+        "deploy/Containerfile",
+        "deploy/compose/compose.yaml",
     } <= names
     assert (
         any(name.startswith("grafana/") and name.endswith(".json") for name in names)
@@ -69,7 +109,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -
         text=True,
         timeout=60,
     )
-    assert out.stdout.strip() == f"opta-exporter {__version__}"
+    first_line = out.stdout.splitlines()[0]  # `opta-exporter, version X (revision: ...)`
+    assert first_line.startswith("opta-exporter")
+    assert __version__ in first_line
     bad = subprocess.run(
         [str(env_dir / "bin" / "opta-exporter"), "--log.level", "loud"],
         capture_output=True,
