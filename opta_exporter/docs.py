@@ -47,6 +47,10 @@ event per request. The throughput window's samples are tokens/s computed from tw
 of LMX's `lmx_completion_tokens_total` (a read that finds the counter lower than before
 means LMX restarted, and that pair gives no sample), kept for `--window.duration`.
 
+Last on `/metrics` come prometheus_client's own `process_*` (Linux) and `python_*`
+families, the exporter's own memory, CPU and garbage collection, unless
+`--web.disable-exporter-metrics`.
+
 """
 
 
