@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require_tool
 
 DEPLOY = ROOT / "deploy"
 CONTAINERFILE = DEPLOY / "Containerfile"
@@ -117,6 +117,21 @@ def test_compose_prometheus_loads_the_repo_rules_and_grafana_its_dashboards(
     sources = mounts["/etc/grafana/provisioning/datasources"]
     (source,) = yaml.safe_load((sources / "prometheus.yml").read_text())["datasources"]
     assert source["url"] == "http://prometheus:9090"
+
+
+def test_compose_prometheus_config_checks_with_the_repo_rules(tmp_path: Path) -> None:
+    promtool = require_tool("promtool", "prometheus")
+    shutil.copy2(COMPOSE.parent / "prometheus.yml", tmp_path / "prometheus.yml")
+    shutil.copytree(ROOT / "prometheus" / "rules", tmp_path / "rules")  # as compose mounts
+    result = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 2 rule files found" in result.stdout + result.stderr
 
 
 def _free_port() -> int:
