@@ -35,6 +35,7 @@ class Config:
     extra_listen_addresses: tuple[tuple[str, int], ...] = ()
     max_requests: int = 64
     disable_exporter_metrics: bool = False
+    systemd_socket: bool = False
     telemetry_path: str = "/metrics"
     web_config_file: str | None = None
     admin_key: str | None = field(default=None, repr=False)
@@ -166,6 +167,14 @@ OPTIONS: tuple[Option, ...] = (
         "Most client connections open at once (kept ones included, a thread each); more "
         "are refused at accept.",
         "64",
+    ),
+    Option(
+        "--web.systemd-socket",
+        "systemd_socket",
+        "Serve on the sockets systemd passes (socket activation, systemd/opta-exporter"
+        ".socket) instead of binding --web.listen-address.",
+        "false",
+        kind="switch",
     ),
     Option(
         "--web.disable-exporter-metrics",
@@ -334,6 +343,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_models": _positive(int),
     "max_requests": _positive(int),
     "disable_exporter_metrics": _bool,
+    "systemd_socket": _bool,
     "log_level": _choice("debug", "info", "warn", "error"),
     "log_format": _choice("logfmt", "json"),
 }

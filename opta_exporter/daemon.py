@@ -33,7 +33,7 @@ from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Store, ThreadReport
 from opta_exporter.stream.consumer import StreamConsumer
 from opta_exporter.web.app import make_app
-from opta_exporter.web.httpd import MetricsServer
+from opta_exporter.web.httpd import MetricsServer, systemd_sockets
 from opta_exporter.web.webconfig import WebConfig
 
 RESTART_AFTER = 1.0  # seconds before a loop that an exception escaped runs again
@@ -146,7 +146,20 @@ class Exporter:
         # one server per --web.listen-address, all serving the one app
         app = make_app(self.store, relay_text, config)
         self.servers: list[MetricsServer] = []
-        for host, port in config.listen_addresses:
+        if config.systemd_socket:
+            passed = systemd_sockets()
+            if not passed:
+                raise ListenError(
+                    "systemd's sockets",
+                    OSError(0, "--web.systemd-socket is set, but systemd passed no socket"),
+                )
+            for sock in passed:
+                self.servers.append(
+                    MetricsServer(
+                        "", 0, app, web, max_connections=config.max_requests, listening=sock
+                    )
+                )
+        for host, port in [] if config.systemd_socket else config.listen_addresses:
             try:
                 self.servers.append(
                     MetricsServer(host, port, app, web, max_connections=config.max_requests)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import selectors
 import socket
@@ -77,13 +78,18 @@ class _Server(ThreadingMixIn, TCPServer):
         *,
         head_timeout: float,
         handshake_timeout: float,
+        listening: socket.socket | None = None,
     ) -> None:
         self.app, self.idle_timeout, self.max_connections = app, idle_timeout, max_connections
         self.head_timeout, self.handshake_timeout = head_timeout, handshake_timeout
         self.connections: set[socket.socket] = set()
         self.refusing = False
         self.lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=listening is None)
+        if listening is not None:  # handed over already bound and listening (systemd)
+            self.socket.close()
+            self.socket = listening
+            self.server_address = listening.getsockname()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that drops mid-request or speaks plain HTTP to TLS: not our fault,
@@ -333,13 +339,17 @@ class MetricsServer:
         max_connections: int = MAX_CONNECTIONS,
         head_timeout: float = HEAD_TIMEOUT,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        listening: socket.socket | None = None,
     ) -> None:
+        """`listening`: a socket already bound and listening (socket activation);
+        `host` and `port` are then not used."""
         web = web or WebConfig()
         if web.users:
             app = require_auth(app, BasicAuth(web.users))
         if web.headers:
             app = with_headers(app, web.headers)
-        server_class = _IPv6Server if ":" in host else _Server
+        ipv6 = listening.family == socket.AF_INET6 if listening is not None else ":" in host
+        server_class = _IPv6Server if ipv6 else _Server
         address = (host or "0.0.0.0", port)  # noqa: S104 - an exporter serves the network
         self._httpd = server_class(
             address,
@@ -348,6 +358,7 @@ class MetricsServer:
             max_connections,
             head_timeout=head_timeout,
             handshake_timeout=handshake_timeout,
+            listening=listening,
         )
         if web.tls is not None:
             # The handshake runs in the connection's own thread, not in the accept loop.
@@ -389,3 +400,28 @@ class MetricsServer:
         self._httpd.close_connections()
         self._wake_r.close()
         self._wake_w.close()
+
+
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at file descriptor 3
+
+
+def systemd_sockets(environ: dict[str, str] | None = None) -> list[socket.socket]:
+    """The listening sockets systemd passed this process (LISTEN_PID is ours,
+    LISTEN_FDS counts them from fd 3), as sd_listen_fds(3) reads them; the variables are
+    then removed so a child process does not take them for its own."""
+    env = os.environ if environ is None else environ
+    if env.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(env.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        env.pop(name, None)
+    found = []
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count):
+        sock = socket.socket(fileno=fd)
+        os.set_inheritable(fd, False)
+        if sock.type == socket.SOCK_STREAM:
+            found.append(sock)
+    return found

@@ -73,3 +73,23 @@ def test_unit_reads_the_key_as_a_credential(unit: str) -> None:
         "Restart=on-failure",
     ):
         assert setting in text
+
+
+def test_socket_unit_verifies_and_hands_its_socket_to_the_service(tmp_path: Path) -> None:
+    """opta-exporter.socket beside the service it starts (verify checks both)."""
+    tool = _analyze()
+    _installed_copy("opta-exporter.service", tmp_path)
+    socket_unit = tmp_path / "opta-exporter.socket"
+    socket_unit.write_text((UNITS / "opta-exporter.socket").read_text())
+    result = subprocess.run(
+        [tool, "verify", str(socket_unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""
+    text = socket_unit.read_text()
+    assert re.search(r"(?m)^ListenStream=11234$", text)
+    assert "OPTA_EXPORTER_WEB_SYSTEMD_SOCKET=true" in text  # says how the service uses it
