@@ -112,6 +112,16 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -
     first_line = out.stdout.splitlines()[0]  # `opta-exporter, version X (revision: ...)`
     assert first_line.startswith("opta-exporter")
     assert __version__ in first_line
+    if (ROOT / ".git").exists():  # the build baked the checkout's revision, via the sdist
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+        assert f"(revision: {head})" in first_line
+        assert "build date:       unknown" not in out.stdout
     bad = subprocess.run(
         [str(env_dir / "bin" / "opta-exporter"), "--log.level", "loud"],
         capture_output=True,
