@@ -174,29 +174,25 @@ def write_config(tmp: Path, exporter_port: int) -> Path:
 
 
 @contextmanager
-def prometheus(tmp: Path, exporter_port: int) -> Iterator[PrometheusApi]:
-    port, log = free_port(), tmp / "prometheus.log"
-    args = [
-        binary("prometheus"),
-        f"--config.file={write_config(tmp, exporter_port)}",
-        f"--storage.tsdb.path={tmp / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
+def running(name: str, tmp: Path, args: list[str], port: int) -> Iterator[PrometheusApi]:
+    """A Prometheus (`args` after the binary) on 127.0.0.1:`port`, ready, and always
+    terminated; its log in tmp/<name>.log, quoted if it exits early."""
+    log = tmp / f"{name}.log"
+    argv = [binary("prometheus"), *args, f"--web.listen-address=127.0.0.1:{port}"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*argv, "--log.level=warn"], stdout=out, stderr=subprocess.STDOUT)
     api = PrometheusApi(f"http://127.0.0.1:{port}")
 
     def ready() -> bool:
         if proc.poll() is not None:
-            pytest.fail(f"prometheus exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"{name} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             return requests.get(api.url + "/-/ready", timeout=2).status_code == 200
         except requests.ConnectionError:
             return False
 
     try:
-        wait_until("prometheus to get ready", ready)
+        wait_until(f"{name} to get ready", ready)
         yield api
     finally:
         proc.terminate()
@@ -205,6 +201,16 @@ def prometheus(tmp: Path, exporter_port: int) -> Iterator[PrometheusApi]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def prometheus(tmp: Path, exporter_port: int) -> Iterator[PrometheusApi]:
+    args = [
+        f"--config.file={write_config(tmp, exporter_port)}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+    ]
+    with running("prometheus", tmp, args, free_port()) as api:
+        yield api
 
 
 # -- the scenario ----------------------------------------------------------------------

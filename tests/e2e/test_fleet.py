@@ -10,13 +10,12 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from grafana.dashboards import OUT_DIR
@@ -32,6 +31,7 @@ from tests.e2e.prometheus_stack import (
     binary,
     free_port,
     is_open,
+    running,
     wait_until,
 )
 from tests.helpers import ROOT
@@ -73,35 +73,6 @@ def prometheus_major() -> int:
 def agent_flag() -> str:
     """Agent mode is a feature flag on Prometheus 2.x and a flag of its own from 3.0."""
     return "--agent" if prometheus_major() >= 3 else "--enable-feature=agent"
-
-
-@contextmanager
-def running(name: str, tmp: Path, args: list[str], port: int) -> Iterator[PrometheusApi]:
-    """A Prometheus on 127.0.0.1:`port`, ready, and always terminated."""
-    log = tmp / f"{name}.log"
-    argv = [binary("prometheus"), *args, f"--web.listen-address=127.0.0.1:{port}"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*argv, "--log.level=warn"], stdout=out, stderr=subprocess.STDOUT)
-    api = PrometheusApi(f"http://127.0.0.1:{port}")
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"{name} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            return requests.get(api.url + "/-/ready", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(f"{name} to get ready", ready)
-        yield api
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def file_sd(tmp: Path, ports: list[int]) -> tuple[Path, list[str]]:
