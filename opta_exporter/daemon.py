@@ -33,6 +33,7 @@ from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Store, ThreadReport
 from opta_exporter.stream.consumer import StreamConsumer
 from opta_exporter.web.app import make_app
+from opta_exporter.web.events import LiveFeed
 from opta_exporter.web.httpd import MetricsServer, systemd_sockets
 from opta_exporter.web.webconfig import WebConfig
 
@@ -144,7 +145,9 @@ class Exporter:
             self.registry.register(RelayCollector(self.relay))
             relay_text = RelayText(self.relay)
         # one server per --web.listen-address, all serving the one app
-        app = make_app(self.store, relay_text, config)
+        # the live view's feed: its viewers set the relay's cadence
+        self.live = LiveFeed(self.store, self.relay)
+        app = make_app(self.store, relay_text, config, self.live)
         self.servers: list[MetricsServer] = []
         if config.systemd_socket:
             passed = systemd_sockets()
@@ -233,6 +236,9 @@ class Exporter:
     def stop(self, timeout: float = 2.0) -> None:
         self.stop_event.set()
         self.consumer.interrupt()
+        self.live.stop()  # open /api/live/events streams end now, not at their next write
+        if self.relay is not None:
+            self.relay.wake()
         for server in self.servers:
             server.stop()
         for thread in self._threads:

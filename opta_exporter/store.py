@@ -214,6 +214,12 @@ class Store:
             finally:
                 self._waiters -= 1
 
+    def wake(self) -> None:
+        """Wakes every `wait_for` to check its predicate again: one that also waits on
+        something outside the store (a stop) is told it happened."""
+        with self.lock:
+            self.changed.notify_all()
+
     def _notify(self) -> None:
         """Under the lock. Skipped when nobody waits: notify_all costs on every read."""
         if self._waiters:

@@ -41,6 +41,9 @@ MAX_CAPPED_FAMILIES = 1_000
 # The most bytes one read takes: a body past it is refused whole (`too_large`). LMX's
 # own is ~150 KB at 100 models. A constant, not a flag: no LMX comes near it.
 MAX_BYTES = 8 * 1024 * 1024
+# Seconds between reads while someone watches the live view (web/events.py): its chart
+# wants a point a second, which nobody pays for while nobody watches.
+LIVE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class RelayReader:
         self._dropped = {"unparseable": 0, "cap": 0, "series_cap": 0, "too_large": 0}
         self._last_error: str | None = None
         self._last_losses = (0, 0, 0)
+        self._watched = False
+        self._wake = threading.Event()  # the wait between reads ends early: cadence or stop
 
     def read_once(self) -> bool:
         """One read; True when it succeeded. Never raises for LMX's or the network's
@@ -181,6 +186,7 @@ class RelayReader:
         and logged once per spell by `report`, and the next interval reads again."""
         report = report or ThreadReport(None, threading.current_thread().name)
         while not stop.is_set():
+            self._wake.clear()
             try:
                 self.read_once()
                 after_read()
@@ -188,8 +194,26 @@ class RelayReader:
                 report.failed(exc)
             else:
                 report.ok()
-            if stop.wait(self._config.relay_interval):
+            if stop.is_set():
                 return
+            self._wake.wait(self.interval())  # wake(): a new cadence, or the stop
+
+    def interval(self) -> float:
+        """Seconds between reads now: LIVE_INTERVAL while watched (unless the configured
+        interval is shorter), the configured one otherwise."""
+        configured = self._config.relay_interval
+        return min(configured, LIVE_INTERVAL) if self._watched else configured
+
+    def watch(self, watched: bool) -> None:
+        """Someone is watching the live view (or no longer is): read at its cadence from
+        now on, the first read at once."""
+        if watched != self._watched:
+            self._watched = watched
+            self.wake()
+
+    def wake(self) -> None:
+        """Ends the wait between reads now; `run`'s caller calls it after setting `stop`."""
+        self._wake.set()
 
     def wait_for_reads(self, count: int, timeout: float) -> bool:
         """Block until `count` reads (of any outcome) are done."""

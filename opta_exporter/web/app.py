@@ -1,5 +1,5 @@
-"""HTTP: the metrics, a landing page, /-/healthy, /-/ready and /healthz, as a WSGI app
-(httpd.py serves it).
+"""HTTP: the metrics, a landing page, /-/healthy, /-/ready, /healthz and the live view's
+data (/api/live, /api/live/events: events.py), as a WSGI app (httpd.py serves it).
 
 The metrics are negotiated by q-value (OpenMetrics 1.0.0 when the scraper prefers it,
 else the text format 0.0.4; gzip when accepted) and written by exposition.py and
@@ -26,6 +26,7 @@ from opta_exporter.metrics.collector import tables
 from opta_exporter.metrics.exposition import Exposition
 from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Store
+from opta_exporter.web.events import MAX_VIEWERS, LiveFeed, Stream, encode
 from opta_exporter.web.webconfig import RETRY_AFTER, AuthResult, BasicAuth
 
 StartResponse = Callable[..., Any]
@@ -55,7 +56,9 @@ _LANDING = """<!doctype html>
 <li><a href="/-/healthy">Healthy</a> (200 while it serves)</li>
 <li><a href="/-/ready">Ready</a> (200 once LMX was read, the event stream is open and every
 thread runs; 503 and the reason otherwise)</li>
-<li><a href="/healthz">Health</a> (JSON)</li></ul>
+<li><a href="/healthz">Health</a> (JSON)</li>
+<li><a href="/api/live">Live</a> (JSON: LMX at a glance, the figures /metrics shows; and
+<a href="/api/live/events">its event stream</a>, a snapshot a second)</li></ul>
 </body></html>
 """
 
@@ -152,8 +155,16 @@ def metrics_body(
     return b"".join(parts), content_type  # the only copy of the whole body
 
 
-def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
+NO_STORE = ("Cache-Control", "no-store")
+
+
+def make_app(
+    store: Store, relay: RelayText | None, config: Config, live: LiveFeed | None = None
+) -> App:
+    """`live`: the live view's feed (the daemon's, which sets the relay's cadence); by
+    default one without the relay's figures."""
     telemetry_path, lmx_url = config.telemetry_path, config.lmx_url
+    feed = live or LiveFeed(store, None)
     exposition = Exposition()
     process = None if config.disable_exporter_metrics else ProcessMetrics()
 
@@ -171,10 +182,42 @@ def make_app(store: Store, relay: RelayText | None, config: Config) -> App:
         start_response("200 OK", headers)
         return [body]
 
+    def events(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if not feed.join():
+            text = f"at most {MAX_VIEWERS} viewers of the live events at once; retry later\n"
+            start_response(
+                "503 Service Unavailable",
+                [
+                    ("Content-Type", "text/plain"),
+                    ("Retry-After", "5"),
+                    ("Content-Length", str(len(text))),
+                    NO_STORE,
+                ],
+            )
+            return [text.encode()]
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/event-stream"), NO_STORE, ("X-Accel-Buffering", "no")],
+        )
+        return Stream(feed)
+
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
             return metrics(environ, start_response)
+        if path == "/api/live":
+            body = encode(feed.document()[0])
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    NO_STORE,
+                ],
+            )
+            return [body]
+        if path == "/api/live/events":
+            return events(environ, start_response)
         if path == "/-/healthy":  # as Prometheus' own: 200 while it serves at all
             start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "8")])
             return [b"healthy\n"]

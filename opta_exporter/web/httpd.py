@@ -26,6 +26,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
 from socketserver import TCPServer, ThreadingMixIn
 from typing import TYPE_CHECKING, Any
@@ -308,7 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
             started.append((status, headers))
 
         try:
-            body = b"".join(self.server.app(environ, start_response))
+            result = self.server.app(environ, start_response)
+            if not isinstance(result, (list, tuple)):  # a stream: written as it comes
+                self._stream(result, started[-1], send_body)
+                return
+            body = b"".join(result)
             status, headers = started[-1]
         except Exception:
             log.exception("serving %s failed", path)  # a bug: say so, keep serving
@@ -323,6 +328,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+
+    def _stream(
+        self,
+        body: Iterable[bytes],
+        started: tuple[str, list[tuple[str, str]]],
+        send_body: bool,
+    ) -> None:
+        """A body the app yields piece by piece (the live events): each piece is sent as
+        one chunk at once, not gathered. It ends when the app's iterator does, or at the
+        first failed write (the client left, or stop() shut the socket), and the body is
+        closed either way, as WSGI asks, so the app frees what it holds."""
+        status, headers = started
+        code, _, reason = status.partition(" ")
+        try:
+            self.send_response(int(code), reason)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if send_body:
+                for chunk in body:
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True  # the client is gone, or the server stops
+        except Exception:
+            log.exception("streaming %s failed", self.path.partition("?")[0])  # a bug
+            self.close_connection = True  # the headers are out: no 500 now, only the close
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
 
 
 class MetricsServer:
