@@ -341,6 +341,8 @@ class _Handler(BaseHTTPRequestHandler):
         closed either way, as WSGI asks, so the app frees what it holds."""
         status, headers = started
         code, _, reason = status.partition(" ")
+        if not send_body:  # HEAD: what the body holds is given back before the answer
+            _close(body)
         try:
             self.send_response(int(code), reason)
             for name, value in headers:
@@ -360,9 +362,14 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("streaming %s failed", self.path.partition("?")[0])  # a bug
             self.close_connection = True  # the headers are out: no 500 now, only the close
         finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+            _close(body)
+
+
+def _close(body: Iterable[bytes]) -> None:
+    """WSGI's close(), when the body has one; the app makes it safe to call twice."""
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
 
 
 class MetricsServer:

@@ -142,6 +142,10 @@ def test_viewers_are_bounded_and_a_leaver_frees_a_slot(
         for resp in streams:
             resp.close()
     assert exporter.live.wait_for_viewers(0, WAIT)
+    head = requests.head(exporter.url + "/api/live/events", timeout=WAIT)
+    assert head.status_code == 200
+    assert head.headers["Content-Type"] == "text/event-stream"
+    assert exporter.live.viewers == 0  # a HEAD's slot is back before its answer ends
 
 
 def test_stopping_the_exporter_ends_open_streams(

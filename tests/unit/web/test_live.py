@@ -1,0 +1,170 @@
+"""/api/live's document (web/live.py) from a state built by hand, and the feed's viewers,
+changes and stop (web/events.py), without a socket."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any
+
+import requests
+
+from opta_exporter.config import Config
+from opta_exporter.core.health import ExporterHealth, SourceStatus
+from opta_exporter.core.state import LmxState
+from opta_exporter.core.throughput import TokenCount
+from opta_exporter.metrics.collector import tables
+from opta_exporter.relay.parse import parse_lmx_metrics
+from opta_exporter.relay.reader import LIVE_INTERVAL, RelayReader
+from opta_exporter.store import Store, View
+from opta_exporter.web.events import MAX_VIEWERS, LiveFeed, Stream, encode, frame
+from opta_exporter.web.live import snapshot
+from tests.fakes import FakeClock
+
+WALL, MONO = 1_700_000_000.0, 1_000.0
+SOURCES = ("status", "memory", "health", "relay")
+
+
+def health(fresh: tuple[str, ...] = SOURCES) -> ExporterHealth:
+    h = ExporterHealth(sources={name: SourceStatus(15.0) for name in SOURCES})
+    for name in fresh:
+        h.sources[name] = SourceStatus(15.0, True, WALL - 1, MONO - 1)
+    h.connection_state = "open"
+    h.last_event_wall = WALL - 2
+    h.last_activity = MONO - 2
+    return h
+
+
+def state() -> LmxState:
+    s = LmxState()
+    s.version = "1.2.3"
+    s.memory_total, s.memory_used, s.memory_threshold = 64e9, 20e9, 0.9
+    s.in_flight, s.max_concurrent = 2.0, 4.0
+    s.loaded["m/a"] = "mlx"
+    s.model_memory["m/a"] = 5e9
+    s.readiness["m/a"] = "routable"
+    s.readiness["m/b"] = "loading"
+    s.crashes["m/a"] = 1.0
+    s.count_tokens(TokenCount(MONO - 11, WALL - 11, 100.0))
+    s.count_tokens(TokenCount(MONO - 1, WALL - 1, 600.0))
+    return s
+
+
+def document(s: LmxState, h: ExporterHealth, relay_text: str | None = None) -> dict[str, Any]:
+    view = View(s, h, MONO, WALL)
+    families = None if relay_text is None else parse_lmx_metrics(relay_text, 100).families
+    doc = snapshot(view, tables(s, h, MONO, WALL), families, 15.0)
+    result: dict[str, Any] = json.loads(encode(doc))
+    return result
+
+
+def test_every_fresh_figure_is_in_the_document() -> None:
+    relay = "# TYPE lmx_requests_total counter\nlmx_requests_total 7\nlmx_errors_total 1\n"
+    doc = document(state(), health(), relay)
+    assert doc["time"] == WALL
+    assert doc["connection"] == {"state": "open", "backoff_seconds": 0.0, "last_event": WALL - 2}
+    assert doc["lmx"] == {
+        "up": True,
+        "version": "1.2.3",
+        "health": None,  # no health reading
+        "shedding": False,
+        "memory": {
+            "used_bytes": 20e9,
+            "total_bytes": 64e9,
+            "threshold_ratio": 0.9,
+            "usage_ratio": None,
+        },
+        "requests": {"in_flight": 2.0, "max_concurrent": 4.0},
+        "relay": {"requests_total": 7.0, "errors_total": 1.0},
+    }
+    assert doc["models"] == [
+        {
+            "model": "m/a",
+            "format": "mlx",
+            "memory_bytes": 5e9,
+            "readiness": "routable",
+            "crashes": 1.0,
+        },
+        {
+            "model": "m/b",
+            "format": None,
+            "memory_bytes": None,
+            "readiness": "loading",
+            "crashes": None,
+        },
+    ]
+    assert doc["throughput"] == {
+        "window_seconds": 300.0,
+        "resolution_seconds": 15.0,
+        "samples": [[WALL - 1, 50.0]],
+    }
+    assert doc["sources"]["memory"] == {"up": True, "last_success": WALL - 1}
+
+
+def test_what_metrics_leaves_out_is_null() -> None:
+    doc = document(state(), health(fresh=()), None)
+    lmx = doc["lmx"]
+    assert lmx["version"] is None
+    assert set(lmx["memory"].values()) == {None}
+    assert set(lmx["requests"].values()) == {None}
+    assert lmx["relay"] == {"requests_total": None, "errors_total": None}
+    assert doc["throughput"]["samples"] == []
+    assert doc["sources"]["relay"] == {"up": False, "last_success": None}
+
+
+def test_no_nan_reaches_the_json() -> None:
+    assert json.loads(encode({"a": math.nan, "b": [math.inf, 1.0]})) == {
+        "a": None,
+        "b": [None, 1.0],
+    }
+    assert frame("live", b"{}") == b"event: live\ndata: {}\n\n"
+
+
+def feed_with_relay() -> tuple[LiveFeed, RelayReader, Store]:
+    store = Store(LmxState(), ExporterHealth(), FakeClock())
+    relay = RelayReader(
+        Config(lmx_url="http://lmx.test:1234", relay_interval=15.0), requests.Session()
+    )
+    return LiveFeed(store, relay), relay, store
+
+
+def test_viewers_are_bounded_and_set_the_relays_cadence() -> None:
+    feed, relay, _ = feed_with_relay()
+    assert relay.interval() == 15.0
+    streams = []
+    for _ in range(MAX_VIEWERS):
+        assert feed.join()
+        streams.append(Stream(feed))
+    assert relay.interval() == LIVE_INTERVAL
+    assert not feed.join()
+    for stream in streams:
+        stream.close()  # never iterated (a HEAD): the slot is freed all the same
+        stream.close()  # and only once
+    assert feed.viewers == 0
+    assert relay.interval() == 15.0
+
+
+def test_a_change_is_sent_at_once_and_stop_ends_the_stream() -> None:
+    feed, _, store = feed_with_relay()
+    assert feed.join()
+    stream = Stream(feed)
+    events = iter(stream)
+    assert next(events).startswith(b"event: live\n")
+    store.set_connection("backoff", 0.5)
+    change = next(events)
+    assert change.startswith(b"event: change\n")
+    assert b'"state":"backoff"' in change
+    ended = threading.Event()
+
+    def drain() -> None:
+        for _ in events:
+            pass
+        ended.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    feed.stop()
+    assert ended.wait(5.0)
+    stream.close()
+    assert feed.viewers == 0
+    assert not feed.join()  # stopped: no new viewer
