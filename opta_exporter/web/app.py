@@ -10,7 +10,6 @@ registry of their own, unless --web.disable-exporter-metrics.
 
 from __future__ import annotations
 
-import html
 import json
 import zlib
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from opta_exporter.metrics.collector import tables
 from opta_exporter.metrics.exposition import Exposition
 from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Store
+from opta_exporter.web import page
 from opta_exporter.web.events import MAX_VIEWERS, LiveFeed, Stream, encode
 from opta_exporter.web.webconfig import RETRY_AFTER, AuthResult, BasicAuth
 
@@ -45,22 +45,6 @@ def health(store: Store) -> dict[str, Any]:
         "last_event_age_seconds": age,
         "version": __version__,
     }
-
-
-_LANDING = """<!doctype html>
-<html><head><meta charset="utf-8"><title>opta-exporter</title></head>
-<body><h1>opta-exporter {version}</h1>
-<p>Prometheus exporter for Opta LMX at <code>{lmx}</code>.</p>
-<p>Event stream: <strong>{state}</strong> (LMX up: {up}); last event {age}.</p>
-<ul><li><a href="{path}">Metrics</a></li>
-<li><a href="/-/healthy">Healthy</a> (200 while it serves)</li>
-<li><a href="/-/ready">Ready</a> (200 once LMX was read, the event stream is open and every
-thread runs; 503 and the reason otherwise)</li>
-<li><a href="/healthz">Health</a> (JSON)</li>
-<li><a href="/api/live">Live</a> (JSON: LMX at a glance, the figures /metrics shows; and
-<a href="/api/live/events">its event stream</a>, a snapshot a second)</li></ul>
-</body></html>
-"""
 
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -231,18 +215,14 @@ def make_app(
         if path == "/healthz":
             body = json.dumps(health(store)).encode()
             ctype = "application/json"
-        elif path == "/":
-            info = health(store)
-            age = info["last_event_age_seconds"]
-            body = _LANDING.format(
-                version=__version__,
-                lmx=html.escape(lmx_url),
-                path=html.escape(telemetry_path),
-                state=info["connection_state"],
-                up="yes" if info["lmx_up"] else "no",
-                age="never" if age is None else f"{age:.1f}s ago",
+        elif path == "/":  # the live view, whole without JavaScript (page.py)
+            doc = feed.document()[0]
+            body = page.render(
+                doc, version=__version__, lmx_url=lmx_url, telemetry_path=telemetry_path
             ).encode()
             ctype = "text/html; charset=utf-8"
+        elif path.startswith("/static/") and (found := page.static(path[8:])) is not None:
+            body, ctype = found
         else:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]

@@ -1,0 +1,217 @@
+"""The landing page: a live view of this LMX, rendered on the server from /api/live's
+JSON (web/live.py) so that it is whole without JavaScript and to `curl`; then
+static/live.js keeps it current from /api/live/events.
+
+The markup is the contract between the two: every figure has an id live.js fills in, and
+both write the same text for the same document. Everything from LMX (model ids above
+all) is escaped; a null figure (not fresh) is "—". The page references only its own
+origin, by path (the icon is empty data, so that a browser asks for no /favicon.ico): no
+CDN, no font, no request anywhere else.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+DASH = "—"
+CHART_WIDTH, CHART_HEIGHT = 600, 160
+STATIC = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def gib(value: Any) -> str:
+    n = _num(value)
+    return DASH if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def percent(value: Any) -> str:
+    n = _num(value)
+    return DASH if n is None else f"{n * 100:.0f} %"
+
+
+def count(value: Any) -> str:
+    n = _num(value)
+    return DASH if n is None else f"{n:.0f}"
+
+
+def _text(value: Any) -> str:
+    return DASH if value is None or value == "" else str(value)
+
+
+def ago(then: Any, now: Any) -> str:
+    t, n = _num(then), _num(now)
+    if t is None:
+        return "last event never"
+    if n is None:
+        return "last event " + DASH
+    return f"last event {max(n - t, 0.0):.1f} s ago"
+
+
+def connection_text(connection: Mapping[str, Any]) -> str:
+    """The exporter's connection to LMX, as live.js writes it (less its countdown)."""
+    state = _text(connection.get("state"))
+    backoff = _num(connection.get("backoff_seconds"))
+    if state in ("backoff", "auth_failed") and backoff is not None and backoff > 0:
+        return f"{state}, retrying LMX in {backoff:.0f} s"
+    return state
+
+
+def chart_points(samples: Sequence[Sequence[Any]]) -> list[tuple[float, float]]:
+    """[[unix_s, tokens_per_s], ...] -> SVG coordinates in the chart's viewBox, the
+    newest on the right; a sample whose rate is null is left out. Same as live.js."""
+    pts = [(t, r) for t, r in ((_num(s[0]), _num(s[1])) for s in samples if len(s) == 2)]
+    kept = [(t, r) for t, r in pts if t is not None and r is not None]
+    if not kept:
+        return []
+    t0, t1 = kept[0][0], kept[-1][0]
+    top = max(*(r for _, r in kept), 1.0)
+    span = max(t1 - t0, 1.0)
+    return [
+        (
+            round((t - t0) / span * CHART_WIDTH, 1),
+            round(CHART_HEIGHT - r / top * (CHART_HEIGHT - 10), 1),
+        )
+        for t, r in kept
+    ]
+
+
+def chart(throughput: Mapping[str, Any]) -> str:
+    samples = throughput.get("samples") or []
+    pts = chart_points(samples)
+    rates = [_num(s[1]) for s in samples if len(s) == 2 and _num(s[1]) is not None]
+    latest = f"{rates[-1]:.1f} tokens/s" if rates else DASH
+    peak = f"{max(r for r in rates if r is not None):.1f}" if rates else DASH
+    window = _num(throughput.get("window_seconds"))
+    span = DASH if window is None else f"{window:.0f} s"
+    coords = " ".join(f"{x},{y}" for x, y in pts)
+    return (
+        f'<figure><svg id="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" '
+        f'preserveAspectRatio="none" role="img" data-count="{len(pts)}" '
+        f'aria-label="tokens per second over the last {_e(span)}">'
+        f'<polyline id="chart-line" points="{coords}"/></svg>'
+        f'<figcaption>Tokens/s: latest <strong id="tps-latest">{_e(latest)}</strong>, '
+        f'peak <span id="tps-peak">{_e(peak)}</span>, over the last '
+        f'<span id="tps-window">{_e(span)}</span></figcaption></figure>'
+    )
+
+
+def models_rows(models: Sequence[Mapping[str, Any]]) -> str:
+    if not models:
+        return '<tr><td colspan="5">no model loaded</td></tr>'
+    return "".join(
+        f'<tr><th scope="row">{_e(_text(m.get("model")))}</th>'
+        f"<td>{_e(_text(m.get('format')))}</td>"
+        f"<td>{_e(gib(m.get('memory_bytes')))}</td>"
+        f'<td data-readiness="{_e(_text(m.get("readiness")))}">'
+        f"{_e(_text(m.get('readiness')))}</td>"
+        f"<td>{_e(count(m.get('crashes')))}</td></tr>"
+        for m in models
+    )
+
+
+def memory_text(memory: Mapping[str, Any]) -> str:
+    used, total = gib(memory.get("used_bytes")), gib(memory.get("total_bytes"))
+    usage, threshold = percent(memory.get("usage_ratio")), percent(memory.get("threshold_ratio"))
+    return f"{used} of {total} ({usage}; LMX sheds load at {threshold})"
+
+
+def in_flight_text(requests: Mapping[str, Any]) -> str:
+    return f"{count(requests.get('in_flight'))} of {count(requests.get('max_concurrent'))}"
+
+
+def _yes(value: Any) -> str:
+    return DASH if value is None else ("yes" if value else "no")
+
+
+def render(doc: Mapping[str, Any], *, version: str, lmx_url: str, telemetry_path: str) -> str:
+    """The whole page for one /api/live document."""
+    conn = doc.get("connection") or {}
+    lmx = doc.get("lmx") or {}
+    memory = lmx.get("memory") or {}
+    requests = lmx.get("requests") or {}
+    relay = lmx.get("relay") or {}
+    usage = _num(memory.get("usage_ratio"))
+    threshold = _num(memory.get("threshold_ratio"))
+    meter = (
+        '<meter id="memory-meter" min="0" max="1"'
+        + (" hidden" if usage is None else f' value="{usage:.4f}"')
+        + ("" if threshold is None else f' high="{threshold:.4f}"')
+        + "></meter> "
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>Opta LMX — opta-exporter</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/live.css">
+</head><body>
+<header><h1>Opta LMX <span id="lmx-version">{_e(_text(lmx.get("version")))}</span></h1>
+<p>opta-exporter {_e(version)}, reading <code>{_e(lmx_url)}</code></p>
+<p id="view-status" role="status" aria-live="polite" data-state="static">
+<span id="view-state">snapshot</span>, <time id="doc-time">{_e(_stamp(doc.get("time")))}</time>
+</p></header>
+<main>
+<section aria-labelledby="h-conn"><h2 id="h-conn">Connection to LMX</h2>
+<p data-state="{_e(_text(conn.get("state")))}" id="connection">Event stream:
+<span id="conn-state"><strong>{_e(connection_text(conn))}</strong></span>;
+<span id="last-event">{_e(ago(conn.get("last_event"), doc.get("time")))}</span></p></section>
+<section aria-labelledby="h-lmx"><h2 id="h-lmx">LMX</h2><dl>
+<dt>Up</dt><dd id="lmx-up">{_yes(lmx.get("up"))}</dd>
+<dt>Health</dt><dd id="lmx-health">{_e(_text(lmx.get("health")))}</dd>
+<dt>Load shedding</dt><dd id="lmx-shedding">{_yes(lmx.get("shedding"))}</dd>
+<dt>Memory</dt><dd>{meter}<span id="lmx-memory">{_e(memory_text(memory))}</span></dd>
+<dt>In flight</dt><dd id="lmx-in-flight">{_e(in_flight_text(requests))}</dd>
+<dt>Requests</dt><dd><span id="lmx-request-rate">{DASH}</span>/s
+(<span id="lmx-requests-total">{_e(count(relay.get("requests_total")))}</span> total)</dd>
+<dt>Errors</dt><dd><span id="lmx-error-rate">{DASH}</span>/s
+(<span id="lmx-errors-total">{_e(count(relay.get("errors_total")))}</span> total)</dd>
+</dl></section>
+<section aria-labelledby="h-models"><h2 id="h-models">Models</h2>
+<div class="scroll"><table><thead><tr><th scope="col">Model</th><th scope="col">Format</th>
+<th scope="col">Memory</th><th scope="col">Readiness</th><th scope="col">Crashes</th></tr>
+</thead><tbody id="models">{models_rows(doc.get("models") or [])}</tbody></table></div>
+</section>
+<section aria-labelledby="h-tps"><h2 id="h-tps">Throughput</h2>
+{chart(doc.get("throughput") or {})}</section>
+</main>
+<footer><ul>
+<li><a href="{_e(telemetry_path)}">Metrics</a></li>
+<li><a href="/-/healthy">Healthy</a> (200 while it serves)</li>
+<li><a href="/-/ready">Ready</a> (200 once LMX was read, the event stream is open and every
+thread runs; 503 and the reason otherwise)</li>
+<li><a href="/healthz">Health</a> (JSON)</li>
+<li><a href="/api/live">Live</a> (JSON) and <a href="/api/live/events">its event stream</a></li>
+</ul></footer>
+<script src="/static/live.js" defer></script>
+</body></html>
+"""
+
+
+def _stamp(value: Any) -> str:
+    n = _num(value)
+    return DASH if n is None else time.strftime("%H:%M:%S UTC", time.gmtime(n))
+
+
+@cache
+def static(name: str) -> tuple[bytes, str] | None:
+    """A file of static/ (live.js, live.css) and its Content-Type; None for any other."""
+    ctype = STATIC.get(name)
+    if ctype is None:
+        return None
+    body = resources.files("opta_exporter.web").joinpath("static", name).read_bytes()
+    return body, ctype
