@@ -98,9 +98,10 @@ def test_live_says_what_metrics_says(make_sim: MakeSim, make_exporter: MakeExpor
     assert throughput["samples"]
     for name, source in live["sources"].items():
         assert value(metrics, "opta_exporter_source_up", source=name) == float(source["up"])
-        assert source["last_success"] == value(
-            metrics, "opta_exporter_source_last_success_timestamp_seconds", source=name
-        )
+        # FAST sources are read again between the two requests: the scrape's is no older
+        later = value(metrics, "opta_exporter_source_last_success_timestamp_seconds", source=name)
+        assert later is not None
+        assert source["last_success"] <= later
 
 
 def test_the_stream_sends_snapshots_and_a_change_on_a_load(
