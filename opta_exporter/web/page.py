@@ -207,11 +207,13 @@ def _stamp(value: Any) -> str:
     return DASH if n is None else time.strftime("%H:%M:%S UTC", time.gmtime(n))
 
 
-@cache
 def static(name: str) -> tuple[bytes, str] | None:
-    """A file of static/ (live.js, live.css) and its Content-Type; None for any other."""
+    """A file of static/ (live.js, live.css) and its Content-Type; None for any other
+    name (asked before the cache, so that names from requests never fill it)."""
     ctype = STATIC.get(name)
-    if ctype is None:
-        return None
-    body = resources.files("opta_exporter.web").joinpath("static", name).read_bytes()
-    return body, ctype
+    return None if ctype is None else (_read(name), ctype)
+
+
+@cache
+def _read(name: str) -> bytes:
+    return resources.files("opta_exporter.web").joinpath("static", name).read_bytes()
