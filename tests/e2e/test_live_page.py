@@ -153,8 +153,10 @@ def test_page_reconnects_to_the_exporter_with_a_countdown(
     sim = make_sim()
     exporter = make_exporter(sim, **FAST)
     wait_for(exporter, is_open)
+    port = exporter.server.port
     browser.get(exporter.url + "/")
     until(browser, lambda d: attribute(d, "view-status", "data-state") == "live", "live")
+    browser.execute_script("window.notReloaded = true")
     exporter.stop()  # ends the page's stream: live.js waits, saying how long, and retries
     until(
         browser,
@@ -164,3 +166,35 @@ def test_page_reconnects_to_the_exporter_with_a_countdown(
         ),
         "the page's own countdown",
     )
+    wait = int(text(browser, "view-state").rsplit(" in ", 1)[1].split()[0])
+    assert 0 <= wait <= 30
+    # an exporter on the same address again: the page finds it by itself, no reload
+    again = make_exporter(sim, listen_port=port, **FAST)
+    wait_for(again, is_open)
+    until(browser, lambda d: attribute(d, "view-status", "data-state") == "live", "live again")
+    assert browser.execute_script("return window.notReloaded") is True
+
+
+def test_phone_width_and_dark_scheme(
+    make_sim: MakeSim, make_exporter: MakeExporter, browser: WebDriver
+) -> None:
+    sim = make_sim()
+    sim.load_model("mlx-community/" + "a-very-long-model-id-" * 4 + "4bit", duration_sec=0.1)
+    exporter = make_exporter(sim, **FAST)
+    wait_for(exporter, is_open)
+    background = "return getComputedStyle(document.body).backgroundColor"
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "light"}]},
+    )
+    browser.get(exporter.url + "/")
+    until(browser, lambda d: "a-very-long" in text(d, "models"), "models")
+    light = browser.execute_script(background)
+    # nothing wider than a phone's screen (420 px): no sideways scrolling of the page
+    overflow = "return document.documentElement.scrollWidth - window.innerWidth"
+    assert browser.execute_script(overflow) <= 0
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    until(browser, lambda d: d.execute_script(background) != light, "dark scheme")
