@@ -125,6 +125,9 @@ def test_live_page_follows_lmx(
     start = int(attribute(browser, "chart", "data-count"))
     sim.record_request(MAIN, completion_tokens=500)
     until(browser, lambda d: int(attribute(d, "chart", "data-count")) >= start + 2, "points")
+    # the request rate, from two of the relay's totals a few seconds apart
+    until(browser, lambda d: text(d, "lmx-request-rate") != "\u2014", "a request rate")
+    assert float(text(browser, "lmx-request-rate")) >= 0
 
     # LMX goes away: the page says so and counts down to the exporter's next attempt
     sim.stop()
