@@ -13,7 +13,7 @@ import responses
 
 from opta_exporter.config import Config
 from opta_exporter.core.throughput import TokenCount
-from opta_exporter.relay.reader import RelayReader
+from opta_exporter.relay.reader import LIVE_INTERVAL, RelayReader
 from tests.fakes import FakeClock
 from tests.helpers import LMX, promtool_check
 from tests.relay_bodies import (
@@ -252,3 +252,32 @@ def test_the_model_cap_does_not_hide_the_token_counter() -> None:
         rsps.add(responses.GET, LMX + "/admin/metrics", body=body)
         assert reader.read_once()
     assert [(c.completion_tokens, c.uptime) for c in got] == [(4096.0, 12.0)]
+
+
+# -- the live view's cadence ----------------------------------------------------------------
+def test_watched_it_reads_a_second_unless_its_interval_is_shorter() -> None:
+    slow = RelayReader(Config(lmx_url=LMX, relay_interval=15.0), requests.Session())
+    fast = RelayReader(Config(lmx_url=LMX, relay_interval=0.5), requests.Session())
+    for reader in (slow, fast):
+        reader.watch(True)
+    assert slow.interval() == LIVE_INTERVAL
+    assert fast.interval() == 0.5
+    slow.watch(False)
+    assert slow.interval() == 15.0
+
+
+def test_a_new_cadence_or_a_stop_ends_the_wait_between_reads() -> None:
+    """A viewer's first read comes at once, and a stop does not wait out the interval."""
+    stop = threading.Event()
+    reader = RelayReader(Config(lmx_url=LMX, relay_interval=3600.0), requests.Session())
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, LMX + "/admin/metrics", status=500)
+        thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+        thread.start()
+        assert reader.wait_for_reads(1, 5.0)
+        reader.watch(True)
+        assert reader.wait_for_reads(2, 5.0)  # not an hour later
+        stop.set()
+        reader.wake()
+        thread.join(5.0)
+        assert not thread.is_alive()
