@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from typing import Any
 
 import requests
@@ -18,7 +19,7 @@ from opta_exporter.metrics.collector import tables
 from opta_exporter.relay.parse import parse_lmx_metrics
 from opta_exporter.relay.reader import LIVE_INTERVAL, RelayReader
 from opta_exporter.store import Store, View
-from opta_exporter.web.events import MAX_VIEWERS, LiveFeed, Stream, encode, frame
+from opta_exporter.web.events import CHANGE_GAP, MAX_VIEWERS, LiveFeed, Stream, encode, frame
 from opta_exporter.web.live import snapshot
 from tests.fakes import FakeClock
 
@@ -168,3 +169,22 @@ def test_a_change_is_sent_at_once_and_stop_ends_the_stream() -> None:
     stream.close()
     assert feed.viewers == 0
     assert not feed.join()  # stopped: no new viewer
+
+
+def test_a_burst_of_changes_is_coalesced() -> None:
+    """After a `change`, the next waits out CHANGE_GAP and carries the state as it is then:
+    three steps in a row are one event, not three."""
+    feed, _, store = feed_with_relay()
+    assert feed.join()
+    stream = Stream(feed)
+    events = iter(stream)
+    next(events)  # live
+    store.set_connection("backoff", 0.5)
+    assert next(events).startswith(b"event: change\n")
+    sent = time.monotonic()
+    for state in ("connecting", "backoff", "open"):
+        store.set_connection(state)
+    coalesced = next(e for e in events if e.startswith(b"event: change\n"))  # past a tick
+    assert time.monotonic() - sent >= CHANGE_GAP
+    assert b'"state":"open"' in coalesced
+    stream.close()
