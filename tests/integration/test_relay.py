@@ -245,6 +245,7 @@ def test_a_scrape_during_a_slow_read_returns_at_once() -> None:
         lmx.release.set()
         assert reader.wait_for_reads(1, WAIT)
         stop.set()
+        reader.wake()  # ends the wait between reads, as the daemon's stop does
         relay.join(WAIT)
         lmx.shutdown()
         lmx.server_close()
