@@ -184,8 +184,9 @@ class RelayReader:
         """Thread body: read, hand over (`after_read`: the text for the next scrape), wait
         an interval, until `stop` is set; whoever sets it calls `wake()` too, or the
         thread ends only when its wait does (one wait serves both the stop and a new
-        viewer's cadence, without waking the thread on a timer). Never raises: an unexpected error is counted
-        and logged once per spell by `report`, and the next interval reads again."""
+        viewer's cadence, without waking the thread on a timer). Never raises: an
+        unexpected error is counted and logged once per spell by `report`, and the next
+        interval reads again."""
         report = report or ThreadReport(None, threading.current_thread().name)
         while not stop.is_set():
             self._wake.clear()
