@@ -182,7 +182,8 @@ def test_basic_auth_guards_the_live_routes(
     web_file.write_text(f"basic_auth_users:\n  prom: '{S3CRET_HASH}'\n")
     exporter = make_exporter(sim, web=load_web_config(str(web_file)))
     url = exporter.url
-    assert requests.get(url + "/api/live", timeout=WAIT).status_code == 401
+    for path in ("/", "/api/live", "/static/live.js", "/static/live.css"):
+        assert requests.get(url + path, timeout=WAIT).status_code == 401, path
     with open_stream(url) as resp:
         assert resp.status_code == 401
     assert exporter.live.viewers == 0
@@ -191,6 +192,9 @@ def test_basic_auth_guards_the_live_routes(
     assert "connection" in ok.json()
     with open_stream(url, auth=("prom", "s3cret")) as resp:
         assert next(events(resp))[0] == "live"
+    page = requests.get(url + "/", auth=("prom", "s3cret"), timeout=WAIT)
+    assert page.status_code == 200
+    assert "/static/live.js" in page.text
 
 
 def metrics_reads(sim: LmxSimulator) -> int:
