@@ -20,7 +20,8 @@ from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.store import Store, SystemClock
 from opta_exporter.web.app import make_app
-from opta_exporter.web.httpd import MAX_DISCARDED_BODY, MAX_HEAD_BYTES, MetricsServer
+from opta_exporter.web.connection import MAX_DISCARDED_BODY, MAX_HEAD_BYTES
+from opta_exporter.web.httpd import MetricsServer
 from tests.conftest import WAIT
 from tests.helpers import promtool_check
 
