@@ -21,6 +21,7 @@ import requests
 import yaml
 
 from lmx_simulator import LmxSimulator
+from opta_exporter.config import Config
 from opta_exporter.core.health import ExporterHealth
 from opta_exporter.core.state import LmxState
 from opta_exporter.daemon import Exporter
@@ -211,6 +212,25 @@ def prometheus(tmp: Path, exporter_port: int) -> Iterator[PrometheusApi]:
     ]
     with running("prometheus", tmp, args, free_port()) as api:
         yield api
+
+
+def exporter_for(sim: LmxSimulator, snapshot_interval: float = 1.0) -> Exporter:
+    """An exporter on a free loopback port following `sim`, with intervals of a second
+    (Prometheus scrapes every second here), not yet started."""
+    config = Config(
+        lmx_url=sim.url,
+        listen_host="127.0.0.1",
+        listen_port=0,
+        heartbeat_interval=1.0,
+        stale_timeout=3.0,
+        snapshot_interval=snapshot_interval,
+        relay_interval=1.0,
+        jobs_interval=1.0,
+        jobs_busy_interval=0.5,
+        backoff_base=0.05,
+        backoff_cap=0.2,
+    )
+    return Exporter(config, rng=lambda: 1.0)
 
 
 # -- the scenario ----------------------------------------------------------------------

@@ -27,10 +27,8 @@ import yaml
 from grafana.dashboards import DASHBOARDS, OUT_DIR
 from grafana.queries import DashboardQuery, dashboard_queries, substitute
 from lmx_simulator import LmxSimulator
-from opta_exporter.config import Config
 from opta_exporter.core.health import SOURCES
 from opta_exporter.core.state import GIB
-from opta_exporter.daemon import Exporter
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
 from tests.e2e.prometheus_stack import (
@@ -53,6 +51,7 @@ from tests.e2e.prometheus_stack import (
     Stack,
     binary,
     drain,
+    exporter_for,
     holds,
     is_open,
     phase_a,
@@ -69,20 +68,7 @@ def stack() -> Iterator[Stack]:
     started = time.time()
     sim = LmxSimulator(heartbeat_interval=1.0)
     with tempfile.TemporaryDirectory(prefix="opta-e2e-") as tmp, sim:
-        config = Config(
-            lmx_url=sim.url,
-            listen_host="127.0.0.1",
-            listen_port=0,
-            heartbeat_interval=1.0,
-            stale_timeout=3.0,
-            snapshot_interval=300.0,
-            relay_interval=1.0,
-            jobs_interval=1.0,
-            jobs_busy_interval=0.5,
-            backoff_base=0.05,
-            backoff_cap=0.2,
-        )
-        exporter = Exporter(config, rng=lambda: 1.0)
+        exporter = exporter_for(sim, snapshot_interval=300.0)  # drift only from the scenario
         exporter.start()
         try:
             assert exporter.store.wait_for(is_open, DEADLINE), "the exporter never connected"

@@ -21,14 +21,13 @@ import yaml
 from grafana.dashboards import OUT_DIR
 from grafana.queries import substitute
 from lmx_simulator import LmxSimulator
-from opta_exporter.config import Config
-from opta_exporter.daemon import Exporter
 from tests.e2e.prometheus_stack import (
     DEADLINE,
     JOB,
     PrometheusApi,
     PromQLError,
     binary,
+    exporter_for,
     free_port,
     is_open,
     running,
@@ -101,23 +100,6 @@ def agent_config(tmp: Path, targets: Path, central_port: int) -> Path:
     path = tmp / "agent.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
-
-
-def exporter_for(sim: LmxSimulator) -> Exporter:
-    config = Config(
-        lmx_url=sim.url,
-        listen_host="127.0.0.1",
-        listen_port=0,
-        heartbeat_interval=1.0,
-        stale_timeout=3.0,
-        snapshot_interval=1.0,
-        relay_interval=1.0,
-        jobs_interval=1.0,
-        jobs_busy_interval=0.5,
-        backoff_base=0.05,
-        backoff_cap=0.2,
-    )
-    return Exporter(config, rng=lambda: 1.0)
 
 
 @pytest.fixture(scope="module")
