@@ -9,6 +9,7 @@ a read timeout; and a failed read becomes an LmxError whose text is safe to log.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -19,6 +20,11 @@ from opta_exporter.config import Config
 READ_TIMEOUT = 10.0  # a snapshot or relay read; LMX answers these in milliseconds
 MAX_BODY_BYTES = 8 * 1024 * 1024  # far above any admin body LMX sends; a hostile one stops here
 _READ_SIZE = 65536
+# LMX's admin bodies nest a few levels; Python's decoder fails with RecursionError near
+# 1,000, unwinding that deep. A hostile body is refused before it gets there.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 
 
 _OVERLOADED_PEEK = 4096  # LMX's shedding body is ~100 bytes; never read more to judge it
@@ -152,12 +158,26 @@ class LmxClient:
     def read_json(self, path: str) -> dict[str, Any]:
         """A JSON object body: anything else (a list, a proxy's HTML) is an LmxError."""
         body = self.read(path, accept="application/json")
+        if nests_deeper(body, MAX_JSON_DEPTH):  # never reach the decoder's recursion limit
+            raise LmxError(path, "body nests too deeply to be LMX's JSON", 200)
         try:
             value = json.loads(body)
         except ValueError:
             raise LmxError(path, "body is not JSON", 200) from None
-        except RecursionError:  # thousands of nested brackets: hostile, not LMX
-            raise LmxError(path, "body nests too deeply to be LMX's JSON", 200) from None
         if not isinstance(value, dict):
             raise LmxError(path, "body is not a JSON object", 200)
         return value
+
+
+def nests_deeper(body: bytes, limit: int) -> bool:
+    """Would the JSON in `body` nest more than `limit` arrays and objects? Strings and
+    everything else are cut away in C first; only brackets are walked, and only when
+    there are more of them than `limit` (an ordinary body is never walked)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for char in _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", body)):
+        depth += 1 if char in b"[{" else -1
+        if depth > limit:
+            return True
+    return False

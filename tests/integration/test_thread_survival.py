@@ -20,13 +20,6 @@ from opta_exporter.daemon import Exporter
 from tests.conftest import WAIT, is_open, wait_for
 from tests.integration.hostile_lmx import DEEP_ARRAY, HOSTILE_JSON, HUGE, TEXT, HostileLmx
 
-# A 100k-deep body makes Python's decoder give up with RecursionError; objects finalised
-# while the stack is that deep can raise again inside their finaliser, which Python
-# reports as "ignored" (an unraisable exception) and drops. The daemon never sees it;
-# these tests assert what it does see (the thread lives, the read fails, a later one
-# lands), so that report is not an error here.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 Predicate = Callable[[LmxState, ExporterHealth], bool]
 FAST: dict[str, Any] = {
     "snapshot_interval": 0.05,
@@ -125,8 +118,9 @@ def failures_beyond(count: float) -> Predicate:
 def test_a_body_the_decoder_cannot_take_is_a_failed_read_said_once(
     hostile: HostileLmx, exporter: Exporter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """100k nested brackets: LMX's client says the body is no JSON of LMX's, the read
-    fails like any bad answer (source down, one line), and the thread has no error."""
+    """100k nested brackets: LMX's client refuses the body before decoding it (the
+    decoder would fail 1,000 levels down), the read fails like any bad answer (source
+    down, one line), and the thread has no error."""
     wait_for(exporter, resyncs_beyond(0))
     failed = exporter.store.view().health.resyncs["failure"]
     hostile.set("/admin/status", DEEP_ARRAY)

@@ -187,3 +187,21 @@ def test_a_stream_refused_while_shedding_is_heard_too() -> None:
     with lmx.open("/admin/events", accept="text/event-stream", read_timeout=5.0) as resp:
         assert resp.status_code == 503
     assert heard.answers == [("/admin/events", 503, True)]
+
+
+@pytest.mark.parametrize(
+    ("body", "deeper"),
+    [
+        (b'{"models": [{"id": "a"}, {"id": "b"}]}', False),
+        (b"[" * 5 + b"]" * 5, False),
+        (b"[" * 6 + b"]" * 6, True),
+        (b"[" * 100_000, True),  # never closed: still refused, not decoded
+        (b'{"id": "' + b"[" * 50 + b'"}', False),  # brackets inside a string do not nest
+        (b'{"id": "a\\"' + b"[" * 50 + b'"}', False),  # nor after an escaped quote
+        (b"[]" * 1000, False),  # many, side by side
+    ],
+)
+def test_nesting_is_measured_outside_strings(body: bytes, deeper: bool) -> None:
+    from opta_exporter.lmx.client import nests_deeper
+
+    assert nests_deeper(body, 5) is deeper
