@@ -1,11 +1,13 @@
 """Tokens/s from LMX's own counters: the rate between two reads of its completion-token
-total. LMX sends no live throughput figure, so this is the window's only honest source.
+totals, overall and per model. LMX sends no live throughput figure, so this is the
+window's only honest source.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,18 +18,48 @@ class TokenCount:
     wall: float
     completion_tokens: float
     uptime: float | None = None  # LMX's uptime at the read, when it says
+    # lmx_model_tokens_total per model (only models that served a request; capped)
+    per_model: Mapping[str, float] = field(default_factory=dict)
 
 
-def rate(before: TokenCount, after: TokenCount) -> float | None:
-    """Δtokens / Δt between two reads, or None where the pair means no rate: no time
-    passed, or LMX restarted between them (its counter went down or its uptime did), or
-    a counter beyond any float (a broken body) that would put inf or NaN in the window."""
+def _elapsed(before: TokenCount, after: TokenCount) -> float | None:
+    """Seconds between two reads that can make a rate: time passed and LMX did not
+    restart between them (its total went down, or its uptime did)."""
     elapsed = after.mono - before.mono
-    if elapsed <= 0:
-        return None
-    if after.completion_tokens < before.completion_tokens:
+    if elapsed <= 0 or after.completion_tokens < before.completion_tokens:
         return None
     if after.uptime is not None and before.uptime is not None and after.uptime < before.uptime:
         return None
-    tokens_per_second = (after.completion_tokens - before.completion_tokens) / elapsed
+    return elapsed
+
+
+def _per_second(tokens: float, elapsed: float) -> float | None:
+    """None for a counter beyond any float (a broken body): no inf or NaN in a window."""
+    tokens_per_second = tokens / elapsed
     return tokens_per_second if math.isfinite(tokens_per_second) else None
+
+
+def rate(before: TokenCount, after: TokenCount) -> float | None:
+    """Δtokens / Δt between two reads, or None where the pair means no rate."""
+    elapsed = _elapsed(before, after)
+    if elapsed is None:
+        return None
+    return _per_second(after.completion_tokens - before.completion_tokens, elapsed)
+
+
+def model_rates(before: TokenCount, after: TokenCount) -> dict[str, float]:
+    """Each model's tokens/s between two reads, for the models both reads have: a model
+    first seen in `after` has no start (its counter may have begun before `before`), and
+    one whose counter went down was unloaded and loaded again (its series restarts)."""
+    elapsed = _elapsed(before, after)
+    if elapsed is None:
+        return {}
+    rates: dict[str, float] = {}
+    for model, tokens in after.per_model.items():
+        start = before.per_model.get(model)
+        if start is None or tokens < start:
+            continue
+        tokens_per_second = _per_second(tokens - start, elapsed)
+        if tokens_per_second is not None:
+            rates[model] = tokens_per_second
+    return rates

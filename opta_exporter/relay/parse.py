@@ -17,6 +17,7 @@ __all__ = [
     "RelayParse",
     "RelaySample",
     "cap_models",
+    "model_token_counts",
     "parse_lmx_metrics",
     "token_counts",
 ]
@@ -240,3 +241,25 @@ def token_counts(parse: RelayParse) -> tuple[float | None, float | None]:
     """(completion tokens so far, LMX's uptime) from one read: the throughput window's
     source (core/throughput.py). Either is None when the read lacks it."""
     return _single(parse, "lmx_completion_tokens_total"), _single(parse, "lmx_uptime_seconds")
+
+
+def model_token_counts(parse: RelayParse) -> dict[str, float]:
+    """Completion tokens so far per model (`lmx_model_tokens_total{model}`), from a read
+    after the model cap, so that no more models than the cap admits are ever followed. A
+    model with two samples, or a value no counter has, is left out."""
+    family = parse.families.get("lmx_model_tokens_total")
+    if family is None:
+        return {}
+    counts: dict[str, float] = {}
+    seen: set[str] = set()
+    for sample in family.samples:
+        model = sample.labels.get("model")
+        if sample.name != family.name or model is None or len(sample.labels) != 1:
+            continue
+        if model in seen:
+            counts.pop(model, None)
+            continue
+        seen.add(model)
+        if 0 <= sample.value < math.inf:
+            counts[model] = sample.value
+    return counts

@@ -27,6 +27,7 @@ from opta_exporter.relay.parse import (
     MAX_SERIES,
     RelayFamily,
     cap_models,
+    model_token_counts,
     parse_lmx_metrics,
     token_counts,
 )
@@ -141,7 +142,8 @@ class RelayReader:
         self._report("relay", True)
         tokens, uptime = token_counts(parse)  # before the cap: the total is unlabelled
         if tokens is not None:
-            self._on_tokens(TokenCount(mono, wall, tokens, uptime))
+            per_model = model_token_counts(capped)
+            self._on_tokens(TokenCount(mono, wall, tokens, uptime, per_model))
         if self._last_error is not None:
             log.info("relay: reading LMX's %s works again", PATH)
             self._last_error = None

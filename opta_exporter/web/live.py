@@ -65,6 +65,15 @@ def window_samples(view: View) -> list[WindowSample]:
     return view.state.window.samples(view.wall)
 
 
+def model_samples(view: View) -> dict[str, list[WindowSample]]:
+    """Each model's own window (from `lmx_model_tokens_total`), sorted by model id, when
+    the window itself is shown; a model with no sample left in the window is left out."""
+    if not view.health.fresh("relay", view.now):
+        return {}
+    per_model = {m: w.samples(view.wall) for m, w in sorted(view.state.model_windows.items())}
+    return {m: samples for m, samples in per_model.items() if samples}
+
+
 def snapshot(
     view: View,
     tables: Tables,
@@ -112,6 +121,10 @@ def snapshot(
             "window_seconds": view.state.window.duration,
             "resolution_seconds": resolution,
             "samples": [[ts, rate] for ts, rate in window_samples(view)],
+            "models": {
+                model: [[ts, rate] for ts, rate in samples]
+                for model, samples in model_samples(view).items()
+            },
         },
         "sources": {
             labels[0]: {"up": v == 1.0, "last_success": last_success.get(labels[0])}

@@ -18,8 +18,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from opta_exporter.web import chart
+
 DASH = "—"
-CHART_WIDTH, CHART_HEIGHT = 600, 160
 STATIC = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
 
 
@@ -68,45 +69,6 @@ def connection_text(connection: Mapping[str, Any]) -> str:
     if state in ("backoff", "auth_failed") and backoff is not None and backoff > 0:
         return f"{state}, retrying LMX in {backoff:.0f} s"
     return state
-
-
-def chart_points(samples: Sequence[Sequence[Any]]) -> list[tuple[float, float]]:
-    """[[unix_s, tokens_per_s], ...] -> SVG coordinates in the chart's viewBox, the
-    newest on the right; a sample whose rate is null is left out. Same as live.js."""
-    pts = [(t, r) for t, r in ((_num(s[0]), _num(s[1])) for s in samples if len(s) == 2)]
-    kept = [(t, r) for t, r in pts if t is not None and r is not None]
-    if not kept:
-        return []
-    t0, t1 = kept[0][0], kept[-1][0]
-    top = max(*(r for _, r in kept), 1.0)
-    span = max(t1 - t0, 1.0)
-    return [
-        (
-            round((t - t0) / span * CHART_WIDTH, 1),
-            round(CHART_HEIGHT - r / top * (CHART_HEIGHT - 10), 1),
-        )
-        for t, r in kept
-    ]
-
-
-def chart(throughput: Mapping[str, Any]) -> str:
-    samples = throughput.get("samples") or []
-    pts = chart_points(samples)
-    rates = [_num(s[1]) for s in samples if len(s) == 2 and _num(s[1]) is not None]
-    latest = f"{rates[-1]:.1f} tokens/s" if rates else DASH
-    peak = f"{max(r for r in rates if r is not None):.1f}" if rates else DASH
-    window = _num(throughput.get("window_seconds"))
-    span = DASH if window is None else f"{window:.0f} s"
-    coords = " ".join(f"{x},{y}" for x, y in pts)
-    return (
-        f'<figure><svg id="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" '
-        f'preserveAspectRatio="none" role="img" data-count="{len(pts)}" '
-        f'aria-label="tokens per second over the last {_e(span)}">'
-        f'<polyline id="chart-line" points="{coords}"/></svg>'
-        f'<figcaption>Tokens/s: latest <strong id="tps-latest">{_e(latest)}</strong>, '
-        f'peak <span id="tps-peak">{_e(peak)}</span>, over the last '
-        f'<span id="tps-window">{_e(span)}</span></figcaption></figure>'
-    )
 
 
 def models_rows(models: Sequence[Mapping[str, Any]]) -> str:
@@ -187,7 +149,7 @@ def render(doc: Mapping[str, Any], *, version: str, lmx_url: str, telemetry_path
 </thead><tbody id="models">{models_rows(doc.get("models") or [])}</tbody></table></div>
 </section>
 <section aria-labelledby="h-tps"><h2 id="h-tps">Throughput</h2>
-{chart(doc.get("throughput") or {})}</section>
+{chart.render(doc.get("throughput") or {})}</section>
 </main>
 <footer><ul>
 <li><a href="{_e(telemetry_path)}">Metrics</a></li>

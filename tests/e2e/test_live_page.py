@@ -125,6 +125,15 @@ def test_live_page_follows_lmx(
     start = int(attribute(browser, "chart", "data-count"))
     sim.record_request(MAIN, completion_tokens=500)
     until(browser, lambda d: int(attribute(d, "chart", "data-count")) >= start + 2, "points")
+    # ... and MAIN has its own line: LMX counts its tokens; ODD served none, so has none
+    until(browser, lambda d: MAIN in text(d, "chart-legend"), "MAIN's line")
+    assert ODD not in text(browser, "chart-legend")
+    line = browser.execute_script(
+        "return [...document.querySelectorAll('#chart-models polyline')]"
+        ".map(p => [p.getAttribute('data-model'), p.getAttribute('points')])"
+    )
+    assert [model for model, _ in line] == [MAIN]
+    assert line[0][1]
     # the request rate, from two of the relay's totals a few seconds apart
     until(browser, lambda d: text(d, "lmx-request-rate") != "\u2014", "a request rate")
     assert float(text(browser, "lmx-request-rate")) >= 0

@@ -97,6 +97,9 @@ def test_live_says_what_metrics_says(make_sim: MakeSim, make_exporter: MakeExpor
     assert samples is not None
     assert samples >= 1
     assert throughput["samples"]
+    # one model served every token: its own line is the total's, read for read
+    assert list(throughput["models"]) == [MODEL]
+    assert throughput["models"][MODEL] == throughput["samples"]
     for name, source in live["sources"].items():
         assert value(metrics, "opta_exporter_source_up", source=name) == float(source["up"])
         # FAST sources are read again between the two requests: the scrape's is no older

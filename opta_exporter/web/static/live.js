@@ -9,7 +9,32 @@
   var W = 600, H = 160, CAP = 300, PAINT_MS = 500, BASE = 1, MAX_WAIT = 30;
   var RATE_SPAN = 15; // seconds of relay totals a request or error rate is taken over
 
-  var ring = new Array(CAP), head = 0, size = 0, lastTs = -Infinity;
+  var MAX_LINES = 6, MAX_RINGS = 256; // lines drawn (chart.py); models followed at most
+
+  // A circular buffer of the last CAP {timestamp, tokensPerSecond} points of one line.
+  function Ring() { this.items = new Array(CAP); this.head = 0; this.size = 0; this.lastTs = -Infinity; }
+  Ring.prototype.take = function (samples) {
+    if (!Array.isArray(samples)) return;
+    for (var i = 0; i < samples.length; i++) {
+      var s = samples[i];
+      if (!Array.isArray(s) || s.length !== 2) continue;
+      var t = num(s[0]), r = num(s[1]);
+      if (t === null || r === null || t <= this.lastTs) continue;
+      this.items[this.head] = { timestamp: t, tokensPerSecond: r };
+      this.head = (this.head + 1) % CAP;
+      this.size = Math.min(this.size + 1, CAP);
+      this.lastTs = t;
+    }
+  };
+  Ring.prototype.within = function (now, windowS) { // oldest first
+    var pts = [];
+    for (var i = 0; i < this.size; i++) {
+      var p = this.items[(this.head - this.size + i + CAP) % CAP];
+      if (windowS === null || now === null || p.timestamp >= now - windowS) pts.push(p);
+    }
+    return pts;
+  };
+  var ring = new Ring(), rings = new Map(); // the total; each model's, by id
   var totals = []; // [{time, requests, errors}], oldest first, within RATE_SPAN
   var pending = null, lastPaint = 0, paintTimer = null, modelsKey = null;
   var failures = 0, source = null, retryAt = null;
@@ -35,15 +60,15 @@
 
   // -- what arrives: buffered; painted at most every PAINT_MS --------------------------
   function receive(doc) {
-    var tp = obj(doc.throughput), samples = Array.isArray(tp.samples) ? tp.samples : [];
-    for (var i = 0; i < samples.length; i++) {
-      var t = num(samples[i][0]), r = num(samples[i][1]);
-      if (t === null || r === null || t <= lastTs) continue;
-      ring[head] = { timestamp: t, tokensPerSecond: r };
-      head = (head + 1) % CAP;
-      size = Math.min(size + 1, CAP);
-      lastTs = t;
-    }
+    var tp = obj(doc.throughput), models = obj(tp.models);
+    ring.take(tp.samples);
+    Object.keys(models).forEach(function (m) {
+      if (!rings.has(m)) {
+        if (rings.size >= MAX_RINGS) return;
+        rings.set(m, new Ring());
+      }
+      rings.get(m).take(models[m]);
+    });
     var relay = obj(obj(doc.lmx).relay), now = num(doc.time);
     var req = num(relay.requests_total), err = num(relay.errors_total);
     var last = totals[totals.length - 1];
@@ -140,21 +165,60 @@
     body.appendChild(rows);
   }
 
+  // Drawn as web/chart.py draws it: one frame for every line, the busiest MAX_LINES
+  // models (highest mean over the window) listed by id, a model's colour its place.
   function paintChart(tp, now) {
-    var windowS = num(tp.window_seconds), pts = [];
-    for (var i = 0; i < size; i++) {
-      var p = ring[(head - size + i + CAP) % CAP];
-      if (windowS === null || now === null || p.timestamp >= now - windowS) pts.push(p);
+    var windowS = num(tp.window_seconds), pts = ring.within(now, windowS), lines = [];
+    rings.forEach(function (r, m) {
+      var mp = r.within(now, windowS);
+      if (mp.length) lines.push({ model: m, pts: mp, mean: mean(mp) });
+      else rings.delete(m); // nothing left in the window: the model is forgotten
+    });
+    lines.sort(function (a, b) {
+      return b.mean - a.mean || (a.model < b.model ? -1 : a.model > b.model ? 1 : 0);
+    });
+    var shown = lines.slice(0, MAX_LINES).sort(function (a, b) {
+      return a.model < b.model ? -1 : a.model > b.model ? 1 : 0;
+    });
+    var fr = frame([pts].concat(shown.map(function (l) { return l.pts; })));
+    $("chart-line").setAttribute("points", coords(pts, fr));
+    var group = $("chart-models"), legend = $("chart-legend");
+    var polys = document.createDocumentFragment(), items = document.createDocumentFragment();
+    shown.forEach(function (l, i) {
+      var poly = $("chart-line").cloneNode(false); // an SVG element, without a namespace URL
+      poly.removeAttribute("id");
+      poly.setAttribute("class", "model s" + i);
+      poly.setAttribute("data-model", l.model);
+      poly.setAttribute("points", coords(l.pts, fr));
+      polys.appendChild(poly);
+      var li = document.createElement("li"), key = document.createElement("span");
+      var name = document.createElement("span"), rate = document.createElement("strong");
+      li.className = "s" + i;
+      li.setAttribute("data-model", l.model);
+      key.className = "key";
+      name.textContent = l.model; // textContent: an id is text, never markup
+      rate.textContent = l.pts[l.pts.length - 1].tokensPerSecond.toFixed(1);
+      li.appendChild(key);
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(name);
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(rate);
+      li.appendChild(document.createTextNode(" tokens/s"));
+      items.appendChild(li);
+    });
+    if (lines.length > shown.length) {
+      var more = document.createElement("li");
+      more.className = "more";
+      more.textContent = "and " + (lines.length - shown.length) + " more, not drawn";
+      items.appendChild(more);
     }
-    var svg = $("chart"), line = $("chart-line"), coords = [];
+    while (group.firstChild) group.removeChild(group.firstChild);
+    group.appendChild(polys);
+    while (legend.firstChild) legend.removeChild(legend.firstChild);
+    legend.appendChild(items);
     if (pts.length) {
-      var t0 = pts[0].timestamp, spanT = Math.max(pts[pts.length - 1].timestamp - t0, 1);
-      var top = 1, peak = 0;
-      pts.forEach(function (p) { top = Math.max(top, p.tokensPerSecond); peak = Math.max(peak, p.tokensPerSecond); });
-      pts.forEach(function (p) {
-        coords.push(((p.timestamp - t0) / spanT * W).toFixed(1) + "," +
-          (H - p.tokensPerSecond / top * (H - 10)).toFixed(1));
-      });
+      var peak = 0;
+      pts.forEach(function (p) { peak = Math.max(peak, p.tokensPerSecond); });
       set("tps-latest", pts[pts.length - 1].tokensPerSecond.toFixed(1) + " tokens/s");
       set("tps-peak", peak.toFixed(1));
     } else {
@@ -162,8 +226,31 @@
       set("tps-peak", DASH);
     }
     set("tps-window", windowS === null ? DASH : windowS.toFixed(0) + " s");
-    line.setAttribute("points", coords.join(" "));
-    svg.setAttribute("data-count", String(pts.length));
+    $("chart").setAttribute("data-count", String(pts.length));
+  }
+
+  function mean(pts) {
+    var sum = 0;
+    pts.forEach(function (p) { sum += p.tokensPerSecond; });
+    return sum / pts.length;
+  }
+  function frame(lines) { // {t0, span, top} over every point of every line, or null
+    var t0 = Infinity, t1 = -Infinity, top = 1;
+    lines.forEach(function (line) {
+      line.forEach(function (p) {
+        t0 = Math.min(t0, p.timestamp);
+        t1 = Math.max(t1, p.timestamp);
+        top = Math.max(top, p.tokensPerSecond);
+      });
+    });
+    return t0 === Infinity ? null : { t0: t0, span: Math.max(t1 - t0, 1), top: top };
+  }
+  function coords(pts, fr) {
+    if (fr === null) return "";
+    return pts.map(function (p) {
+      return ((p.timestamp - fr.t0) / fr.span * W).toFixed(1) + "," +
+        (H - p.tokensPerSecond / fr.top * (H - 10)).toFixed(1);
+    }).join(" ");
   }
 
   // -- countdowns: LMX's (from the exporter) and ours (to the exporter) ----------------

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from opta_exporter.core.labels import ModelCap
-from opta_exporter.relay.parse import RelayParse, cap_models, parse_lmx_metrics, token_counts
+from opta_exporter.relay.parse import (
+    RelayParse,
+    cap_models,
+    model_token_counts,
+    parse_lmx_metrics,
+    token_counts,
+)
 from tests.relay_bodies import (
     HEAD,
     HIST,
@@ -157,6 +163,36 @@ def test_token_counts_survive_the_model_cap() -> None:
     """The total is unlabelled: a cap of no models at all leaves it in the read."""
     parse, _ = cap_models(parse_lmx_metrics(tokens_body("99", "5")), ModelCap(0))
     assert token_counts(parse) == (99.0, 5.0)
+
+
+MODEL_TOKENS = "# TYPE lmx_model_tokens_total counter\n"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            'lmx_model_tokens_total{model="a"} 5\nlmx_model_tokens_total{model="b"} 0\n',
+            {"a": 5, "b": 0},
+        ),
+        ("", {}),
+        ('lmx_model_tokens_total{model="a",x="y"} 5\n', {}),  # not LMX's shape: not a model's
+        ("lmx_model_tokens_total 5\n", {}),
+        ('lmx_model_tokens_total{model="a"} NaN\n', {}),
+        ('lmx_model_tokens_total{model="a"} -3\n', {}),
+        ('lmx_model_tokens_total{model="a"} +Inf\n', {}),
+    ],
+    ids=["two", "none", "other label", "unlabelled", "NaN", "negative", "infinite"],
+)
+def test_model_token_counts(lines: str, expected: dict[str, float]) -> None:
+    assert model_token_counts(parse_lmx_metrics(MODEL_TOKENS + lines)) == expected
+
+
+def test_model_token_counts_follow_only_the_models_the_cap_admits() -> None:
+    body = MODEL_TOKENS + "".join(f'lmx_model_tokens_total{{model="m{i}"}} {i}\n' for i in range(9))
+    parse, refused = cap_models(parse_lmx_metrics(body), ModelCap(3))
+    assert model_token_counts(parse) == {"m0": 0, "m1": 1, "m2": 2}
+    assert refused == 6
 
 
 def test_new_family_names_on_every_read_cannot_grow_the_cap() -> None:

@@ -101,7 +101,9 @@ def by_the_rule(event_id: str) -> bool:
 
 
 @SETTINGS
-@given(st.lists(st.text(alphabet=st.characters(exclude_characters="\r\n")), max_size=8))
+@given(
+    st.lists(st.text(alphabet=st.characters(exclude_characters="\r\n", codec="utf-8")), max_size=8)
+)
 def test_the_id_kept_is_the_last_one_the_rule_allows(ids: list[str]) -> None:
     """An id the rule refuses is skipped (and counted), every other one replaces the
     last; and whatever the rule allows the clients can send."""

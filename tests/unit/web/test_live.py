@@ -47,8 +47,8 @@ def state() -> LmxState:
     s.readiness["m/a"] = "routable"
     s.readiness["m/b"] = "loading"
     s.crashes["m/a"] = 1.0
-    s.count_tokens(TokenCount(MONO - 11, WALL - 11, 100.0))
-    s.count_tokens(TokenCount(MONO - 1, WALL - 1, 600.0))
+    s.count_tokens(TokenCount(MONO - 11, WALL - 11, 100.0, None, {"m/a": 100.0, "m/z": 0.0}))
+    s.count_tokens(TokenCount(MONO - 1, WALL - 1, 600.0, None, {"m/a": 500.0, "m/z": 100.0}))
     return s
 
 
@@ -99,6 +99,7 @@ def test_every_fresh_figure_is_in_the_document() -> None:
         "window_seconds": 300.0,
         "resolution_seconds": 15.0,
         "samples": [[WALL - 1, 50.0]],
+        "models": {"m/a": [[WALL - 1, 40.0]], "m/z": [[WALL - 1, 10.0]]},
     }
     assert doc["sources"]["memory"] == {"up": True, "last_success": WALL - 1}
 
@@ -111,6 +112,7 @@ def test_what_metrics_leaves_out_is_null() -> None:
     assert set(lmx["requests"].values()) == {None}
     assert lmx["relay"] == {"requests_total": None, "errors_total": None}
     assert doc["throughput"]["samples"] == []
+    assert doc["throughput"]["models"] == {}
     assert doc["sources"]["relay"] == {"up": False, "last_success": None}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from opta_exporter.web.page import DASH, chart_points, render, static
+from opta_exporter.web.page import DASH, render, static
 
 GIB = 2**30
 DOC: dict[str, Any] = {
@@ -136,11 +136,6 @@ def test_an_empty_document_still_renders() -> None:
     html = page({})
     assert by_id(html, "models") == "no model loaded"
     assert by_id(html, "doc-time") == DASH
-
-
-def test_chart_points_leave_out_null_rates() -> None:
-    assert chart_points([[1.0, 10.0], [2.0, None], [3.0, 20.0]]) == [(0.0, 85.0), (600.0, 10.0)]
-    assert chart_points([]) == []
 
 
 def test_the_page_refers_only_to_its_own_origin() -> None:

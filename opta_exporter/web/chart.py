@@ -1,0 +1,128 @@
+"""The live page's tokens/s chart: the total and each model's line as inline SVG, drawn
+here for the server's first paint and in static/live.js for every later one, the same
+way (same frame, same coordinates, same text), so the two never disagree.
+
+The per-model lines come from LMX's per-model completion-token counters (one window per
+model, web/live.py). Past MAX_LINES models a chart is a tangle, so only the busiest are
+drawn (the highest mean tokens/s over the window) and the legend counts the rest.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+DASH = "—"
+WIDTH, HEIGHT = 600, 160
+MAX_LINES = 6  # per-model lines drawn; live.css has a colour for each
+
+Pair = tuple[float, float]  # (unix seconds, tokens/s)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def pairs(samples: Any) -> list[Pair]:
+    """A document's [[unix_s, tokens_per_s], ...] with any malformed or null pair left out."""
+    if not isinstance(samples, list):
+        return []
+    kept = []
+    for s in samples:
+        if isinstance(s, list | tuple) and len(s) == 2:
+            t, r = _num(s[0]), _num(s[1])
+            if t is not None and r is not None:
+                kept.append((t, r))
+    return kept
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the lines share: the time span across and the tokens/s at the top."""
+
+    t0: float
+    span: float
+    top: float
+
+
+def frame(series: Iterable[Sequence[Pair]]) -> Frame | None:
+    every = [p for line in series for p in line]
+    if not every:
+        return None
+    t0, t1 = min(t for t, _ in every), max(t for t, _ in every)
+    return Frame(t0, max(t1 - t0, 1.0), max(*(r for _, r in every), 1.0))
+
+
+def points(line: Sequence[Pair], fr: Frame) -> list[tuple[float, float]]:
+    """SVG coordinates in the chart's viewBox, the newest on the right."""
+    return [
+        (
+            round((t - fr.t0) / fr.span * WIDTH, 1),
+            round(HEIGHT - r / fr.top * (HEIGHT - 10), 1),
+        )
+        for t, r in line
+    ]
+
+
+def chart_points(samples: Any) -> list[tuple[float, float]]:
+    """One line framed on its own."""
+    line = pairs(samples)
+    fr = frame([line])
+    return [] if fr is None else points(line, fr)
+
+
+def drawn(models: Mapping[str, Sequence[Pair]]) -> list[str]:
+    """The models with a line: at most MAX_LINES, the busiest first, then listed by id
+    (a model's colour is its place in that list)."""
+    busiest = sorted(
+        (m for m, line in models.items() if line),
+        key=lambda m: (-sum(r for _, r in models[m]) / len(models[m]), m),
+    )
+    return sorted(busiest[:MAX_LINES])
+
+
+def _polyline(attrs: str, coords: list[tuple[float, float]]) -> str:
+    return f'<polyline {attrs} points="{" ".join(f"{x},{y}" for x, y in coords)}"/>'
+
+
+def render(throughput: Mapping[str, Any]) -> str:
+    total = pairs(throughput.get("samples"))
+    raw = throughput.get("models")
+    models = {str(m): pairs(s) for m, s in raw.items()} if isinstance(raw, Mapping) else {}
+    shown = drawn(models)
+    fr = frame([total, *(models[m] for m in shown)])
+    lines = "".join(
+        _polyline(f'class="model s{i}" data-model="{_e(m)}"', points(models[m], fr) if fr else [])
+        for i, m in enumerate(shown)
+    )
+    legend = "".join(
+        f'<li class="s{i}" data-model="{_e(m)}"><span class="key"></span> '
+        f"<span>{_e(m)}</span> <strong>{models[m][-1][1]:.1f}</strong> tokens/s</li>"
+        for i, m in enumerate(shown)
+    )
+    hidden = sum(1 for line in models.values() if line) - len(shown)
+    if hidden > 0:
+        legend += f'<li class="more">and {hidden} more, not drawn</li>'
+    latest = f"{total[-1][1]:.1f} tokens/s" if total else DASH
+    peak = f"{max(r for _, r in total):.1f}" if total else DASH
+    window = _num(throughput.get("window_seconds"))
+    span = DASH if window is None else f"{window:.0f} s"
+    return (
+        f'<figure><svg id="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'preserveAspectRatio="none" role="img" data-count="{len(total)}" '
+        f'aria-label="tokens per second over the last {_e(span)}, total and per model">'
+        + _polyline('id="chart-line"', points(total, fr) if fr else [])
+        + f'<g id="chart-models">{lines}</g></svg>'
+        f'<figcaption>Tokens/s: latest <strong id="tps-latest">{_e(latest)}</strong>, '
+        f'peak <span id="tps-peak">{_e(peak)}</span>, over the last '
+        f'<span id="tps-window">{_e(span)}</span>'
+        f'<ul id="chart-legend" class="legend">{legend}</ul></figcaption></figure>'
+    )
