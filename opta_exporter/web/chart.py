@@ -3,8 +3,9 @@ here for the server's first paint and in static/live.js for every later one, the
 way (same frame, same coordinates, same text), so the two never disagree.
 
 The per-model lines come from LMX's per-model completion-token counters (one window per
-model, web/live.py). Past MAX_LINES models a chart is a tangle, so only the busiest are
-drawn (the highest mean tokens/s over the window) and the legend counts the rest.
+model). Past MAX_LINES models a chart is a tangle, so the document carries only the
+busiest (the highest mean tokens/s over the window; web/live.py picks them with `drawn`)
+and the legend counts the rest.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def chart_points(samples: Any) -> list[tuple[float, float]]:
 
 
 def drawn(models: Mapping[str, Sequence[Pair]]) -> list[str]:
-    """The models with a line: at most MAX_LINES, the busiest first, then listed by id
-    (a model's colour is its place in that list)."""
+    """The models with a line: at most MAX_LINES, the busiest, listed by id (a model's
+    colour is its place in that list)."""
     busiest = sorted(
         (m for m, line in models.items() if line),
         key=lambda m: (-sum(r for _, r in models[m]) / len(models[m]), m),
@@ -108,7 +109,8 @@ def render(throughput: Mapping[str, Any]) -> str:
         f"<span>{_e(m)}</span> <strong>{models[m][-1][1]:.1f}</strong> tokens/s</li>"
         for i, m in enumerate(shown)
     )
-    hidden = sum(1 for line in models.values() if line) - len(shown)
+    followed = _num(throughput.get("models_with_samples"))
+    hidden = (len(shown) if followed is None else int(followed)) - len(shown)
     if hidden > 0:
         legend += f'<li class="more">and {hidden} more, not drawn</li>'
     latest = f"{total[-1][1]:.1f} tokens/s" if total else DASH

@@ -15,6 +15,7 @@ from opta_exporter.core.window import Sample as WindowSample
 from opta_exporter.metrics.specs import MetricSpec, Sample, Table
 from opta_exporter.relay.parse import RelayFamily
 from opta_exporter.store import View
+from opta_exporter.web.chart import drawn
 
 Tables = Sequence[tuple[MetricSpec, Table]]
 
@@ -65,13 +66,16 @@ def window_samples(view: View) -> list[WindowSample]:
     return view.state.window.samples(view.wall)
 
 
-def model_samples(view: View) -> dict[str, list[WindowSample]]:
-    """Each model's own window (from `lmx_model_tokens_total`), sorted by model id, when
-    the window itself is shown; a model with no sample left in the window is left out."""
+def model_samples(view: View) -> tuple[dict[str, list[WindowSample]], int]:
+    """The lines the chart draws, by model id: the MAX_LINES busiest models' own windows
+    (from `lmx_model_tokens_total`), when the window itself is shown; and how many models
+    have samples in the window. Only the drawn ones travel: at 100 models a document
+    with every line would be ~1 MB a second for each viewer."""
     if not view.health.fresh("relay", view.now):
-        return {}
-    per_model = {m: w.samples(view.wall) for m, w in sorted(view.state.model_windows.items())}
-    return {m: samples for m, samples in per_model.items() if samples}
+        return {}, 0
+    lines = {m: w.samples(view.wall) for m, w in view.state.model_windows.items()}
+    lines = {m: samples for m, samples in lines.items() if samples}
+    return {m: lines[m] for m in drawn(lines)}, len(lines)
 
 
 def snapshot(
@@ -84,6 +88,7 @@ def snapshot(
     when stale, None when the relay is off); `resolution`: seconds between relay reads
     now (None when off)."""
     t = _samples(tables)
+    lines, with_samples = model_samples(view)
     families = relay or {}
     health = _chosen(t["opta_lmx_health_status"])
     info = t["opta_lmx_info"]
@@ -122,9 +127,9 @@ def snapshot(
             "resolution_seconds": resolution,
             "samples": [[ts, rate] for ts, rate in window_samples(view)],
             "models": {
-                model: [[ts, rate] for ts, rate in samples]
-                for model, samples in model_samples(view).items()
+                model: [[ts, rate] for ts, rate in samples] for model, samples in lines.items()
             },
+            "models_with_samples": with_samples,
         },
         "sources": {
             labels[0]: {"up": v == 1.0, "last_success": last_success.get(labels[0])}

@@ -9,7 +9,7 @@
   var W = 600, H = 160, CAP = 300, PAINT_MS = 500, BASE = 1, MAX_WAIT = 30;
   var RATE_SPAN = 15; // seconds of relay totals a request or error rate is taken over
 
-  var MAX_LINES = 6, MAX_RINGS = 256; // lines drawn (chart.py); models followed at most
+  var MAX_LINES = 6; // per-model lines at most (web/chart.py)
 
   // A circular buffer of the last CAP {timestamp, tokensPerSecond} points of one line.
   function Ring() { this.items = new Array(CAP); this.head = 0; this.size = 0; this.lastTs = -Infinity; }
@@ -60,13 +60,13 @@
 
   // -- what arrives: buffered; painted at most every PAINT_MS --------------------------
   function receive(doc) {
-    var tp = obj(doc.throughput), models = obj(tp.models);
+    var tp = obj(doc.throughput), models = obj(tp.models), ids = Object.keys(models);
     ring.take(tp.samples);
-    Object.keys(models).forEach(function (m) {
-      if (!rings.has(m)) {
-        if (rings.size >= MAX_RINGS) return;
-        rings.set(m, new Ring());
-      }
+    rings.forEach(function (r, m) { // the server sends the lines to draw: no others
+      if (!Object.prototype.hasOwnProperty.call(models, m)) rings.delete(m);
+    });
+    ids.slice(0, MAX_LINES).forEach(function (m) {
+      if (!rings.has(m)) rings.set(m, new Ring());
       rings.get(m).take(models[m]);
     });
     var relay = obj(obj(doc.lmx).relay), now = num(doc.time);
@@ -165,21 +165,15 @@
     body.appendChild(rows);
   }
 
-  // Drawn as web/chart.py draws it: one frame for every line, the busiest MAX_LINES
-  // models (highest mean over the window) listed by id, a model's colour its place.
+  // Drawn as web/chart.py draws it: one frame for every line, the models the server
+  // chose (the busiest) listed by id, a model's colour its place in that list.
   function paintChart(tp, now) {
-    var windowS = num(tp.window_seconds), pts = ring.within(now, windowS), lines = [];
+    var windowS = num(tp.window_seconds), pts = ring.within(now, windowS), shown = [];
     rings.forEach(function (r, m) {
       var mp = r.within(now, windowS);
-      if (mp.length) lines.push({ model: m, pts: mp, mean: mean(mp) });
-      else rings.delete(m); // nothing left in the window: the model is forgotten
+      if (mp.length) shown.push({ model: m, pts: mp });
     });
-    lines.sort(function (a, b) {
-      return b.mean - a.mean || (a.model < b.model ? -1 : a.model > b.model ? 1 : 0);
-    });
-    var shown = lines.slice(0, MAX_LINES).sort(function (a, b) {
-      return a.model < b.model ? -1 : a.model > b.model ? 1 : 0;
-    });
+    shown.sort(function (a, b) { return a.model < b.model ? -1 : a.model > b.model ? 1 : 0; });
     var fr = frame([pts].concat(shown.map(function (l) { return l.pts; })));
     $("chart-line").setAttribute("points", coords(pts, fr));
     var group = $("chart-models"), legend = $("chart-legend");
@@ -206,10 +200,11 @@
       li.appendChild(document.createTextNode(" tokens/s"));
       items.appendChild(li);
     });
-    if (lines.length > shown.length) {
+    var followed = num(tp.models_with_samples);
+    if (followed !== null && followed > shown.length) {
       var more = document.createElement("li");
       more.className = "more";
-      more.textContent = "and " + (lines.length - shown.length) + " more, not drawn";
+      more.textContent = "and " + (followed - shown.length).toFixed(0) + " more, not drawn";
       items.appendChild(more);
     }
     while (group.firstChild) group.removeChild(group.firstChild);
@@ -229,11 +224,6 @@
     $("chart").setAttribute("data-count", String(pts.length));
   }
 
-  function mean(pts) {
-    var sum = 0;
-    pts.forEach(function (p) { sum += p.tokensPerSecond; });
-    return sum / pts.length;
-  }
   function frame(lines) { // {t0, span, top} over every point of every line, or null
     var t0 = Infinity, t1 = -Infinity, top = 1;
     lines.forEach(function (line) {

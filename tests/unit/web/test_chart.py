@@ -42,7 +42,7 @@ def test_total_and_models_share_one_frame() -> None:
 
 def test_only_the_busiest_models_are_drawn_and_the_rest_are_counted() -> None:
     models = {f"m{i:02}": [[T, float(i)], [T + 1, float(i)]] for i in range(MAX_LINES + 3)}
-    html = render({"samples": [], "models": models})
+    html = render({"samples": [], "models": models, "models_with_samples": MAX_LINES + 3})
     expected = [f"m{i:02}" for i in range(3, MAX_LINES + 3)]  # the quietest three are not
     assert drawn({m: [(t, r) for t, r in s] for m, s in models.items()}) == expected
     assert sorted(k for k in polylines(html) if k != "chart-line") == expected

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -100,6 +102,7 @@ def test_every_fresh_figure_is_in_the_document() -> None:
         "resolution_seconds": 15.0,
         "samples": [[WALL - 1, 50.0]],
         "models": {"m/a": [[WALL - 1, 40.0]], "m/z": [[WALL - 1, 10.0]]},
+        "models_with_samples": 2,
     }
     assert doc["sources"]["memory"] == {"up": True, "last_success": WALL - 1}
 
@@ -113,7 +116,19 @@ def test_what_metrics_leaves_out_is_null() -> None:
     assert lmx["relay"] == {"requests_total": None, "errors_total": None}
     assert doc["throughput"]["samples"] == []
     assert doc["throughput"]["models"] == {}
+    assert doc["throughput"]["models_with_samples"] == 0
     assert doc["sources"]["relay"] == {"up": False, "last_success": None}
+
+
+def test_only_the_busiest_models_lines_travel() -> None:
+    s = LmxState()
+    s.count_tokens(TokenCount(MONO - 11, WALL - 11, 0.0, None, {f"m{i}": 0.0 for i in range(10)}))
+    per_model = {f"m{i}": 10.0 * i for i in range(10)}
+    s.count_tokens(TokenCount(MONO - 1, WALL - 1, 450.0, None, per_model))
+    throughput = document(s, health())["throughput"]
+    assert list(throughput["models"]) == [f"m{i}" for i in range(4, 10)]  # by id
+    assert throughput["models"]["m9"] == [[WALL - 1, 9.0]]
+    assert throughput["models_with_samples"] == 10
 
 
 def test_no_nan_reaches_the_json() -> None:
@@ -189,3 +204,34 @@ def test_a_burst_of_changes_is_coalesced() -> None:
     assert time.monotonic() - sent >= CHANGE_GAP
     assert b'"state":"open"' in coalesced
     stream.close()
+
+
+MAPS = ("sources", "throughput.models")  # keyed by a source or model id, not a fixed name
+
+
+def fields(doc: dict[str, Any], prefix: str = "") -> set[str]:
+    """The document's field paths, as docs/live-api.md names them."""
+    paths = set()
+    for key, value in doc.items():
+        path = prefix + key
+        if isinstance(value, dict) and path not in MAPS:
+            paths |= fields(value, path + ".")
+        else:
+            paths.add(path + "[]" if isinstance(value, list) and path == "models" else path)
+    return paths
+
+
+def test_the_documented_fields_are_the_documents() -> None:
+    """docs/live-api.md's table names every field the code sends, and no other."""
+    text = (Path(__file__).parents[3] / "docs" / "live-api.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^`]+)` \|", text, re.M)
+    documented = {row.removesuffix(".*") for row in rows}
+    sent = fields(document(state(), health()))
+    covered = {
+        path
+        for path in sent
+        if path in documented or any(path.startswith(d + ".") for d in documented)
+    }
+    assert sent == covered, sent - covered
+    used = {d for d in documented if any(p == d or p.startswith(d + ".") for p in sent)}
+    assert used == documented, documented - used
