@@ -1,11 +1,13 @@
-"""What a live viewer costs: `python bench/live_cost.py [--seconds S] [--rounds N]`.
+"""What a live viewer costs: `python bench/live_cost.py [--seconds S] [--rounds N]
+[--models M]`.
 
 The exporter runs as its own process (`python -m opta_exporter`, default intervals)
-against the simulator in this one, which records a request a second so the relay has
-tokens to count. Its CPU is read from /proc/<pid>/stat over S seconds with nobody on the
-live view, then S seconds with one browser-like viewer reading /api/live/events,
-alternating for N rounds; and the simulator counts the relay's reads in each span (one
-a second while watched, one per --lmx.relay-interval otherwise).
+against the simulator in this one, which loads M models and records a request a second
+on each, so the relay has tokens to count, in total and per model. Its CPU is read from
+/proc/<pid>/stat over S seconds with nobody on the live view, then S seconds with one
+browser-like viewer reading /api/live/events, alternating for N rounds; and the
+simulator counts the relay's reads in each span (one a second while watched, one per
+--lmx.relay-interval otherwise).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Viewer:
         self._resp = requests.get(url, stream=True, timeout=30)
         self._resp.raise_for_status()
         self.events = 0
+        self.bytes = 0
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -60,6 +63,7 @@ class Viewer:
         try:
             for line in self._resp.iter_lines():
                 self.events += line.startswith(b"event:")
+                self.bytes += len(line) + 1
         except (requests.RequestException, AttributeError, ValueError):
             return  # closed under it
 
@@ -68,14 +72,17 @@ class Viewer:
         self._thread.join(5.0)
 
 
-def run(seconds: float, rounds: int) -> dict[str, Any]:
+def run(seconds: float, rounds: int, models: int = 1) -> dict[str, Any]:
     stop = threading.Event()
+    names = [f"mlx-community/bench-model-{i:03}" for i in range(models)]
     with LmxSimulator() as sim:
-        sim.load_model("mlx-community/Qwen3-8B-4bit")
+        for name in names:
+            sim.load_model(name)
 
         def traffic() -> None:
             while not stop.wait(1.0):
-                sim.record_request("mlx-community/Qwen3-8B-4bit", completion_tokens=40)
+                for i, name in enumerate(names):
+                    sim.record_request(name, completion_tokens=40 + i)
 
         feeder = threading.Thread(target=traffic, daemon=True)
         feeder.start()
@@ -107,6 +114,7 @@ def run(seconds: float, rounds: int) -> dict[str, Any]:
                     }
                     if viewer is not None:
                         span["events_per_second"] = round(viewer.events / seconds, 2)
+                        span["stream_kib_per_second"] = round(viewer.bytes / 1024 / seconds, 1)
                         viewer.close()
                     done.append(span)
         finally:
@@ -114,24 +122,27 @@ def run(seconds: float, rounds: int) -> dict[str, Any]:
             proc.terminate()
             proc.wait(10)
             feeder.join(5.0)
-    return {"seconds": seconds, "rounds": rounds, "spans": spans}
+    return {"seconds": seconds, "rounds": rounds, "models": models, "spans": spans}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = run(args.seconds, args.rounds)
-    print("| live view | exporter CPU, % of a core | relay reads a minute |")
-    print("|---|---|---|")
+    result = run(args.seconds, args.rounds, args.models)
+    print(f"{args.models} model(s), each serving a request a second")
+    print("| live view | exporter CPU, % of a core | relay reads a minute | stream KiB/s |")
+    print("|---|---|---|---|")
     for kind, spans in result["spans"].items():
         cpus = sorted(s["cpu_percent"] for s in spans)
         reads = sorted(s["relay_reads_per_minute"] for s in spans)
         print(
             f"| {kind} | {cpus[len(cpus) // 2]:.3f} ({cpus[0]:.3f}-{cpus[-1]:.3f}) "
-            f"| {reads[len(reads) // 2]:.1f} |"
+            f"| {reads[len(reads) // 2]:.1f} "
+            f"| {max(s.get('stream_kib_per_second', 0.0) for s in spans):.1f} |"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
