@@ -121,8 +121,9 @@ def render(throughput: Mapping[str, Any]) -> str:
         f'<figure><svg id="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'preserveAspectRatio="none" role="img" data-count="{len(total)}" '
         f'aria-label="tokens per second over the last {_e(span)}, total and per model">'
+        + f'<g id="chart-models">{lines}</g>'  # below the total, which is drawn last
         + _polyline('id="chart-line"', points(total, fr) if fr else [])
-        + f'<g id="chart-models">{lines}</g></svg>'
+        + "</svg>"
         f'<figcaption>Tokens/s: latest <strong id="tps-latest">{_e(latest)}</strong>, '
         f'peak <span id="tps-peak">{_e(peak)}</span>, over the last '
         f'<span id="tps-window">{_e(span)}</span>'

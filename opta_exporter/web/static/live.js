@@ -37,7 +37,7 @@
   var ring = new Ring(), rings = new Map(); // the total; each model's, by id
   var totals = []; // [{time, requests, errors}], oldest first, within RATE_SPAN
   var pending = null, lastPaint = 0, paintTimer = null, modelsKey = null;
-  var failures = 0, source = null, retryAt = null;
+  var failures = 0, source = null, retryAt = null, retryTimer = null;
   var lmxWait = null, lmxRetryAt = null, lmxText = null;
 
   function $(id) { return document.getElementById(id); }
@@ -263,6 +263,7 @@
   // -- the stream --------------------------------------------------------------------
   function connect() {
     retryAt = null;
+    retryTimer = null;
     status("connecting", "connecting");
     source = new EventSource("/api/live/events");
     var onDoc = function (e) {
@@ -282,11 +283,23 @@
       var wait = d / 2 + Math.random() * d / 2;
       retryAt = Date.now() + wait * 1000;
       tick();
-      setTimeout(connect, wait * 1000);
+      retryTimer = setTimeout(connect, wait * 1000);
     };
+  }
+
+  // A page left for another is kept whole in the back/forward cache, stream and all:
+  // it would hold one of the exporter's few viewer places (and its 1 s relay reads)
+  // for a minute after. So leaving closes the stream; coming back reopens it.
+  function leave() {
+    if (source !== null) { source.close(); source = null; }
+    if (retryTimer !== null) { clearTimeout(retryTimer); retryTimer = null; }
   }
 
   if (typeof EventSource === "undefined") return; // the server's snapshot stays
   setInterval(tick, 1000);
+  window.addEventListener("pagehide", leave);
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted) { leave(); failures = 0; connect(); }
+  });
   connect();
 })();
