@@ -1,6 +1,7 @@
 """The live page's guards in a real browser (headless Chromium, selenium, loopback only):
-basic auth keeps out the page and its event stream, and live.js paints at most every
-500 ms however fast documents arrive, always the newest one.
+basic auth keeps out the page and its event stream, live.js paints at most every 500 ms
+however fast documents arrive, always the newest one, a page left frees its stream, and
+live.js paints a document exactly as the server renders it.
 
 The browser fixture and the helpers are test_live_page's (skipped, like it, where chromium
 or chromedriver is missing, and a failure in CI)."""
@@ -11,6 +12,7 @@ import itertools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 
 from lmx_simulator import LmxSimulator
 from opta_exporter.daemon import Exporter
+from opta_exporter.web.page import render
 from opta_exporter.web.webconfig import load_web_config
 from tests.conftest import WAIT
 from tests.e2e.test_live_page import (  # the fixture, imported so that pytest finds it here
@@ -349,3 +352,94 @@ def test_paints_at_most_every_500_ms_and_keeps_the_newest(
     urls = requested(browser)
     assert not any(u.endswith("/api/live/events") for u in urls), urls
     assert [e for e in log(browser, "browser") if e["level"] == "SEVERE"] == []
+
+
+class _TextById(HTMLParser):
+    """Each element's text content by id, and each polyline's points (by data-model, or
+    id), from the server's markup."""
+
+    VOID = frozenset({"meta", "link", "br", "img", "input", "hr"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[tuple[str, str | None]] = []
+        self.text: dict[str, str] = {}
+        self.lines: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "polyline":
+            self.lines[found.get("data-model") or found.get("id") or ""] = found["points"] or ""
+        if found.get("id"):
+            self.text.setdefault(str(found["id"]), "")
+        if tag not in self.VOID and tag != "polyline":  # neither has an end tag here
+            self.open.append((tag, found.get("id")))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        for _, element_id in self.open:
+            if element_id:
+                self.text[element_id] += data
+
+
+def test_live_js_paints_a_document_as_the_server_renders_it(
+    make_sim: MakeSim,
+    make_exporter: MakeExporter,
+    browser: WebDriver,  # noqa: F811
+) -> None:
+    """One document, painted by live.js and rendered by page.py: every element with an id
+    has the same text, and every chart line the same points (the per-model lines, the
+    legend and its count of lines not drawn included). Only what is live.js's alone may
+    differ: the page's own connection state and the rates it takes from two documents."""
+    exporter = make_exporter(make_sim())
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FAKE_STREAM})
+    browser.get(exporter.url + "/")
+    until(browser, lambda d: d.execute_script("return window.fakeStream.observing"), "ready")
+    doc = document(7)
+    odd = 'odd/<b>&"quoted"</b>.gguf'
+    doc["models"].append(
+        {"model": odd, "format": "gguf", "memory_bytes": 7.9e9, "readiness": "loading",
+         "crashes": 2}
+    )  # fmt: skip
+    doc["throughput"] = {
+        "window_seconds": 300,
+        "resolution_seconds": 1.0,
+        "samples": [[T0 + 7 - 3 + k, 30.0 + 11 * k] for k in range(4)],
+        "models": {
+            odd: [[T0 + 7 - 2, 5.0], [T0 + 7, 12.5]],
+            "mlx-community/Qwen3-8B-4bit": [[T0 + 7 - 3 + k, 25.0 + 9 * k] for k in range(4)],
+            "z/idle": [[T0 + 7, 0.0]],
+        },
+        "models_with_samples": 9,
+    }
+    browser.execute_script(PUSH, [doc], 1)
+    until(browser, lambda d: text(d, "doc-time") == stamp(doc["time"]), "painted")
+
+    server = _TextById()
+    server.feed(render(doc, version="v", lmx_url="u", telemetry_path="/metrics"))
+    painted: dict[str, str] = dict(
+        browser.execute_script(
+            "return [...document.querySelectorAll('[id]')].map(e => [e.id, e.textContent])"
+        )
+    )
+    lines: dict[str, str] = dict(
+        browser.execute_script(
+            "return [...document.querySelectorAll('#chart polyline')].map(p =>"
+            " [p.getAttribute('data-model') || p.id, p.getAttribute('points')])"
+        )
+    )
+    own = {"view-status", "view-state", "lmx-request-rate", "lmx-error-rate"}
+    assert set(painted) == set(server.text)
+    differ = {
+        i: (painted[i], server.text[i])
+        for i in painted
+        if i not in own and " ".join(painted[i].split()) != " ".join(server.text[i].split())
+    }
+    assert differ == {}
+    assert lines == server.lines
+    assert set(lines) == {"chart-line", odd, "mlx-community/Qwen3-8B-4bit", "z/idle"}
+    assert "and 6 more, not drawn" in painted["chart-legend"]
+    assert browser.execute_script("return document.querySelectorAll('#chart-legend b').length") == 0
