@@ -99,7 +99,8 @@ class DemoScenario:
         if rng.random() < REQUEST_CHANCE:
             self.request(tps)
         if _due(tick, IN_FLIGHT_EVERY):
-            sim.set_in_flight(rng.randint(0, 5))
+            wanted, limit = rng.randint(0, sim.max_concurrent + 1), sim.max_concurrent
+            sim.set_in_flight(min(wanted, limit), queued=max(wanted - limit, 0))  # a queue
         if _due(tick, ROTATE_EVERY):
             self.rotate()
         if _due(tick, QUARANTINE_EVERY) and ROTATING_MODEL in self.loaded:

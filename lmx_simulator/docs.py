@@ -37,9 +37,10 @@ class HostState:
     total_gb: float
     max_concurrent: int
     models: Mapping[str, Model]
-    in_flight: int
+    in_flight: int  # holding a slot: at most max_concurrent
     uptime_sec: float
     memory_percent: float | None = None  # a usage set by a test; None: from the models
+    queued: int = 0  # waiting for a slot
 
 
 def memory_split(state: HostState) -> tuple[float, float]:
@@ -106,5 +107,5 @@ def metrics_gauges(state: HostState) -> dict[str, float]:
         "memory_total_gb": state.total_gb,
         "in_flight_requests": state.in_flight,
         "concurrent_limit": state.max_concurrent,
-        "queued_requests": max(state.in_flight - state.max_concurrent, 0),
+        "queued_requests": state.queued,
     }

@@ -25,6 +25,8 @@ class ModelLifecycle:
     _models: dict[str, docs.Model]
     _requests: RequestCounters
     _in_flight: int
+    _queued: int
+    _max_concurrent: int
     _tracker: dict[str, str]
     _metal_peak_gb: float
     publish: Callable[[str, dict[str, object]], None]
@@ -130,6 +132,10 @@ class ModelLifecycle:
                 model.request_count += 1
                 model.last_used_at = time.time()
 
-    def set_in_flight(self, n: int) -> None:
+    def set_in_flight(self, n: int, queued: int = 0) -> None:
+        """`n` requests holding an inference slot, `queued` waiting for one. LMX counts
+        a request in flight only once it holds a slot, so never more than its limit."""
+        if not 0 <= n <= self._max_concurrent or queued < 0:
+            raise ValueError(f"in flight {n} (limit {self._max_concurrent}), queued {queued}")
         with self._cond:
-            self._in_flight = n
+            self._in_flight, self._queued = n, queued

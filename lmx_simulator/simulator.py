@@ -66,7 +66,7 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
         self._max_concurrent = max_concurrent_requests
         self._models: dict[str, docs.Model] = {}
         self._requests = RequestCounters()
-        self._in_flight = 0
+        self._in_flight = self._queued = 0
         self._started_at = time.time()
         self._requests_seen: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=REQUESTS_KEPT)
         self._tracker: dict[str, str] = {}
@@ -89,6 +89,10 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
     def url(self) -> str:
         return f"http://{self._host}:{self._port}"
 
+    @property
+    def max_concurrent(self) -> int:
+        return self._max_concurrent
+
     def start(self) -> None:
         """Bind and serve. A second start() reuses the port and, like a restarted LMX,
         begins again with zeroed counters and a fresh uptime (models stay: see set_models)."""
@@ -98,7 +102,7 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
             server = LmxHttpServer((self._host, self._port), self, self._hub, self._options)
             self._server, self._port = server, int(server.server_address[1])
             if self._ever_started:
-                self._requests, self._in_flight = RequestCounters(), 0
+                self._requests, self._in_flight, self._queued = RequestCounters(), 0, 0
             self._ever_started, self._started_at = True, time.time()
             self._hub.shut = False  # a stop() refused late subscribers; this run takes them
         self._thread = threading.Thread(
@@ -195,6 +199,7 @@ class LmxSimulator(ModelLifecycle, HostConditions, JobTracker):
             max_concurrent=self._max_concurrent,
             models=self._models,
             in_flight=self._in_flight,
+            queued=self._queued,
             uptime_sec=time.time() - self._started_at,
             memory_percent=self._memory_percent,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import requests
 
 from tests.unit.lmx_simulator.harness import Harness
@@ -41,3 +42,17 @@ def test_status_and_memory_follow_the_model_state(h: Harness) -> None:
     }
     sim.set_models({"c": 1.0})
     assert requests.get(f"{sim.url}/admin/status", timeout=3).json()["models"] == ["c"]
+
+
+def test_in_flight_is_at_most_the_limit_and_the_queue_is_its_own_count(h: Harness) -> None:
+    """LMX counts a request in flight only once it holds a slot; the waiting ones are
+    `lmx_queued_requests`."""
+    sim = h.sim(max_concurrent_requests=2)
+    with pytest.raises(ValueError, match="limit 2"):
+        sim.set_in_flight(3)
+    sim.set_in_flight(2, queued=5)
+    text = requests.get(f"{sim.url}/admin/metrics", timeout=3).text
+    for line in ("lmx_in_flight_requests 2", "lmx_concurrent_limit 2", "lmx_queued_requests 5"):
+        assert line in text.splitlines()
+    status = requests.get(f"{sim.url}/admin/status", timeout=3).json()
+    assert (status["in_flight_requests"], status["max_concurrent_requests"]) == (2, 2)
