@@ -165,7 +165,11 @@ class Store:
             self._notify()
 
     def set_connection(
-        self, state: str, backoff: float = 0.0, reconnect_reason: str | None = None
+        self,
+        state: str,
+        backoff: float = 0.0,
+        reconnect_reason: str | None = None,
+        detail: str | None = None,
     ) -> None:
         with self.lock:
             self.health.connection_state = state
@@ -174,6 +178,8 @@ class Store:
                 self.health.last_activity = self.clock.monotonic()
             if reconnect_reason is not None:
                 self.health.reconnects[reconnect_reason] += 1
+                error = reconnect_reason if detail is None else f"{reconnect_reason}: {detail}"
+                self.health.last_error, self.health.last_error_wall = error, self.clock.time()
             self._notify()
 
     def thread(self, name: str) -> ThreadReport:

@@ -61,6 +61,10 @@ class ExporterHealth:
     )
     resyncs: dict[str, float] = field(default_factory=lambda: {"success": 0.0, "failure": 0.0})
     last_event_wall: float | None = None
+    # the last connection that ended, for the live page: "<reason>: <detail>", where the
+    # reason is a reconnects_total label and the detail our own words (no URL, no key)
+    last_error: str | None = None
+    last_error_wall: float | None = None
     # monotonic time of the response headers or the last event, whichever is later:
     # LMX sends no byte until its first event, so the stale timer starts at the headers.
     last_activity: float | None = None

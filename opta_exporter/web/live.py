@@ -100,6 +100,8 @@ def snapshot(
             "state": _chosen(t["opta_exporter_connection_state"]),
             "backoff_seconds": _one(t["opta_exporter_backoff_seconds"]),
             "last_event": _one(t["opta_exporter_last_event_timestamp_seconds"]),
+            "last_error": view.health.last_error,
+            "last_error_time": view.health.last_error_wall,
         },
         "lmx": {
             "up": _one(t["opta_lmx_up"]) == 1.0,

@@ -62,6 +62,15 @@ def ago(then: Any, now: Any) -> str:
     return f"last event {max(n - t, 0.0):.1f} s ago"
 
 
+def error_text(connection: Mapping[str, Any]) -> str:
+    """The last connection to LMX that ended, and why (the reason is a label of
+    opta_exporter_reconnects_total)."""
+    error = connection.get("last_error")
+    if not isinstance(error, str) or not error:
+        return "never lost"
+    return f"last lost at {_stamp(connection.get('last_error_time'))}: {error}"
+
+
 def connection_text(connection: Mapping[str, Any]) -> str:
     """The exporter's connection to LMX, as live.js writes it (less its countdown)."""
     state = _text(connection.get("state"))
@@ -131,7 +140,8 @@ def render(doc: Mapping[str, Any], *, version: str, lmx_url: str, telemetry_path
 <section aria-labelledby="h-conn"><h2 id="h-conn">Connection to LMX</h2>
 <p data-state="{_e(_text(conn.get("state")))}" id="connection">Event stream:
 <span id="conn-state"><strong>{_e(connection_text(conn))}</strong></span>;
-<span id="last-event">{_e(ago(conn.get("last_event"), doc.get("time")))}</span></p></section>
+<span id="last-event">{_e(ago(conn.get("last_event"), doc.get("time")))}</span>;
+<span id="last-error">{_e(error_text(conn))}</span></p></section>
 <section aria-labelledby="h-lmx"><h2 id="h-lmx">LMX</h2><dl>
 <dt>Up</dt><dd id="lmx-up">{_yes(lmx.get("up"))}</dd>
 <dt>Health</dt><dd id="lmx-health">{_e(_text(lmx.get("health")))}</dd>

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from lmx_simulator import LmxSimulator
+from opta_exporter.core.health import RECONNECT_REASONS
 from opta_exporter.daemon import Exporter
 from tests.conftest import is_open, wait_for
 from tests.integration.test_sources import FAST
@@ -119,6 +120,7 @@ def test_live_page_follows_lmx(
     assert "routable" in text(browser, "models")
     assert browser.execute_script("return document.querySelectorAll('#models b').length") == 0
     assert text(browser, "conn-state") == "open"
+    assert text(browser, "last-error") == "never lost"
     assert text(browser, "lmx-up") == "yes"
 
     # the chart gains points as the relay is read (a second while someone watches)
@@ -142,6 +144,10 @@ def test_live_page_follows_lmx(
     sim.stop()
     until(browser, lambda d: "retrying LMX in" in text(d, "conn-state"), "countdown")
     assert attribute(browser, "connection", "data-state") in ("backoff", "connecting")
+    # ... and why: the stream LMX's stop ended (its reason a reconnects_total label)
+    lost = text(browser, "last-error")
+    assert lost.startswith("last lost at "), lost
+    assert lost.split(": ")[1] in RECONNECT_REASONS, lost
     assert text(browser, "lmx-up") == "no"
     # ... and comes back on the same port: the page heals without a reload
     browser.execute_script("window.notReloaded = true")

@@ -399,6 +399,8 @@ def test_live_js_paints_a_document_as_the_server_renders_it(
     browser.get(exporter.url + "/")
     until(browser, lambda d: d.execute_script("return window.fakeStream.observing"), "ready")
     doc = document(7)
+    doc["connection"]["last_error"] = "http_error: HTTP 503 <b>"
+    doc["connection"]["last_error_time"] = T0 - 100.5
     odd = 'odd/<b>&"quoted"</b>.gguf'
     doc["models"].append(
         {"model": odd, "format": "gguf", "memory_bytes": 7.9e9, "readiness": "loading",

@@ -111,6 +111,9 @@
     var lastEvent = num(conn.last_event), now = num(doc.time);
     set("last-event", lastEvent === null ? "last event never" : now === null ? "last event " + DASH
       : "last event " + Math.max(now - lastEvent, 0).toFixed(1) + " s ago");
+    set("last-error", typeof conn.last_error === "string" && conn.last_error !== ""
+      ? "last lost at " + stamp(conn.last_error_time) + ": " + conn.last_error
+      : "never lost");
     set("lmx-up", yes(lmx.up));
     set("lmx-health", text(lmx.health));
     set("lmx-shedding", yes(lmx.shedding));

@@ -158,8 +158,13 @@ def start_rig(
     store = exporter.store
     set_connection = store.set_connection
 
-    def spy(state: str, backoff: float = 0.0, reconnect_reason: str | None = None) -> None:
-        set_connection(state, backoff, reconnect_reason)
+    def spy(
+        state: str,
+        backoff: float = 0.0,
+        reconnect_reason: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        set_connection(state, backoff, reconnect_reason, detail)
         with store.lock:
             resyncs, models = store.health.resyncs["success"], frozenset(store.state.loaded)
         rig.transitions.append(Transition(state, reconnect_reason, backoff, resyncs, models))

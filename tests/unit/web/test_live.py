@@ -66,7 +66,13 @@ def test_every_fresh_figure_is_in_the_document() -> None:
     relay = "# TYPE lmx_requests_total counter\nlmx_requests_total 7\nlmx_errors_total 1\n"
     doc = document(state(), health(), relay)
     assert doc["time"] == WALL
-    assert doc["connection"] == {"state": "open", "backoff_seconds": 0.0, "last_event": WALL - 2}
+    assert doc["connection"] == {
+        "state": "open",
+        "backoff_seconds": 0.0,
+        "last_event": WALL - 2,
+        "last_error": None,  # no connection lost yet
+        "last_error_time": None,
+    }
     assert doc["lmx"] == {
         "up": True,
         "version": "1.2.3",
@@ -118,6 +124,19 @@ def test_what_metrics_leaves_out_is_null() -> None:
     assert doc["throughput"]["models"] == {}
     assert doc["throughput"]["models_with_samples"] == 0
     assert doc["sources"]["relay"] == {"up": False, "last_success": None}
+
+
+def test_the_last_lost_connection_says_why_and_when() -> None:
+    clock = FakeClock(mono=MONO, wall=WALL)
+    store = Store(LmxState(), health(), clock)
+    store.set_connection("backoff", 2.0, "http_error", "HTTP 503")
+    store.set_connection("open")
+    with store.lock:
+        view = View(store.state.copy(), store.health.copy(), MONO, WALL)
+    doc = snapshot(view, tables(view.state, view.health, MONO, WALL), None, None)
+    assert doc["connection"]["last_error"] == "http_error: HTTP 503"
+    assert doc["connection"]["last_error_time"] == WALL
+    assert doc["connection"]["state"] == "open"  # the error stays: it is the last one
 
 
 def test_only_the_busiest_models_lines_travel() -> None:

@@ -88,10 +88,20 @@ def test_every_figure_is_rendered() -> None:
 
 def test_backoff_shows_its_wait() -> None:
     doc = copy.deepcopy(DOC)
-    doc["connection"] = {"state": "backoff", "backoff_seconds": 4.0, "last_event": None}
+    doc["connection"] = {
+        "state": "backoff",
+        "backoff_seconds": 4.0,
+        "last_event": None,
+        "last_error": "connect_error: cannot connect (<ConnectionError>)",
+        "last_error_time": 1_700_000_099.0,
+    }
     html = page(doc)
     assert by_id(html, "conn-state") == "backoff, retrying LMX in 4 s"
     assert by_id(html, "last-event") == "last event never"
+    assert by_id(html, "last-error") == (
+        "last lost at 22:14:59 UTC: connect_error: cannot connect (&lt;ConnectionError&gt;)"
+    )
+    assert by_id(page(DOC), "last-error") == "never lost"
     assert 'data-state="backoff"' in html
 
 
