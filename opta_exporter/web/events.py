@@ -20,7 +20,7 @@ from opta_exporter.core.state import LmxState
 from opta_exporter.metrics.collector import tables
 from opta_exporter.relay.reader import RelayReader
 from opta_exporter.store import Store, View
-from opta_exporter.web.live import snapshot
+from opta_exporter.web.live import Sent, only_new, snapshot
 
 MAX_VIEWERS = 4  # streams at once: each holds a thread, and a page needs one
 TICK = 1.0  # seconds between `live` events
@@ -110,10 +110,11 @@ class LiveFeed:
     def stream(self) -> Generator[bytes, None, None]:
         """A viewer's events: `live` at once and every TICK, `change` when the signature
         changes (at most one per CHANGE_GAP); ends when the feed stops. The caller has
-        joined, and leaves when this ends (Stream)."""
-        stopped, store = self._stopped, self._store
+        joined, and leaves when this ends (Stream). The chart's samples go once each
+        (`only_new`): the first event has the whole window, the others what is new."""
+        stopped, store, chart = self._stopped, self._store, Sent()
         doc, sent = self.document()
-        yield frame("live", encode(doc))
+        yield frame("live", encode(only_new(doc, chart)))
         next_tick = time.monotonic() + TICK
         last_change = -math.inf
 
@@ -131,10 +132,10 @@ class LiveFeed:
                     return
                 doc, sent = self.document()
                 last_change = time.monotonic()
-                yield frame("change", encode(doc))
+                yield frame("change", encode(only_new(doc, chart)))
             if time.monotonic() >= next_tick:
                 doc, sent = self.document()
-                yield frame("live", encode(doc))
+                yield frame("live", encode(only_new(doc, chart)))
                 next_tick = max(next_tick + TICK, time.monotonic())
 
 

@@ -8,10 +8,10 @@ out (a stale source) is null here. Pure: no socket, lock or clock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from opta_exporter.core.histogram import HistogramFamily
-from opta_exporter.core.window import Sample as WindowSample
 from opta_exporter.metrics.specs import MetricSpec, Sample, Table
 from opta_exporter.relay.parse import RelayFamily
 from opta_exporter.store import View
@@ -59,23 +59,60 @@ def _models(t: dict[str, list[Sample]]) -> list[dict[str, Any]]:
     ]
 
 
-def window_samples(view: View) -> list[WindowSample]:
-    """The window's samples exactly when /metrics shows the window's statistics."""
+def throughput(view: View, resolution: float | None) -> dict[str, Any]:
+    """The chart's data, exactly when /metrics shows the window's statistics (samples and
+    models are null while the relay is stale: the chart starts over). `models` holds the
+    lines the chart draws: the MAX_LINES busiest models' own windows (from
+    `lmx_model_tokens_total`); only those travel, since at 100 models a document with
+    every line would be ~1 MB a second for each viewer."""
+    doc: dict[str, Any] = {
+        "window_seconds": view.state.window.duration,
+        "resolution_seconds": resolution,
+        "samples": None,
+        "models": None,
+        "models_with_samples": 0,
+    }
     if not view.health.fresh("relay", view.now):
-        return []
-    return view.state.window.samples(view.wall)
-
-
-def model_samples(view: View) -> tuple[dict[str, list[WindowSample]], int]:
-    """The lines the chart draws, by model id: the MAX_LINES busiest models' own windows
-    (from `lmx_model_tokens_total`), when the window itself is shown; and how many models
-    have samples in the window. Only the drawn ones travel: at 100 models a document
-    with every line would be ~1 MB a second for each viewer."""
-    if not view.health.fresh("relay", view.now):
-        return {}, 0
+        return doc
     lines = {m: w.samples(view.wall) for m, w in view.state.model_windows.items()}
     lines = {m: samples for m, samples in lines.items() if samples}
-    return {m: lines[m] for m in drawn(lines)}, len(lines)
+    doc["samples"] = [[ts, rate] for ts, rate in view.state.window.samples(view.wall)]
+    doc["models"] = {m: [[ts, rate] for ts, rate in lines[m]] for m in drawn(lines)}
+    doc["models_with_samples"] = len(lines)
+    return doc
+
+
+@dataclass
+class Sent:
+    """What one stream has sent of the chart: the newest timestamp of each line."""
+
+    total: float | None = None
+    models: dict[str, float] = field(default_factory=dict)
+
+
+def only_new(doc: dict[str, Any], sent: Sent) -> dict[str, Any]:
+    """`doc` with the chart's samples this stream already sent left out, and `sent`
+    brought up to date: after the first event a `live` event carries a second's news,
+    not the whole window again. A line new to the stream (a model just among the
+    busiest) comes whole; a stale relay (null samples) starts the stream over."""
+    tp = doc["throughput"]
+    if tp["samples"] is None:
+        sent.total, sent.models = None, {}
+        return doc
+    total, before = sent.total, sent.models
+
+    def newer(samples: list[list[float]], than: float | None) -> list[list[float]]:
+        return samples if than is None else [s for s in samples if s[0] > than]
+
+    samples = newer(tp["samples"], total)
+    models = {m: newer(line, before.get(m)) for m, line in tp["models"].items()}
+    sent.total = tp["samples"][-1][0] if tp["samples"] else total
+    sent.models = {
+        m: line[-1][0] if line else before[m]
+        for m, line in tp["models"].items()
+        if line or m in before
+    }
+    return doc | {"throughput": tp | {"samples": samples, "models": models}}
 
 
 def snapshot(
@@ -88,7 +125,6 @@ def snapshot(
     when stale, None when the relay is off); `resolution`: seconds between relay reads
     now (None when off)."""
     t = _samples(tables)
-    lines, with_samples = model_samples(view)
     families = relay or {}
     health = _chosen(t["opta_lmx_health_status"])
     info = t["opta_lmx_info"]
@@ -124,15 +160,7 @@ def snapshot(
             },
         },
         "models": _models(t),
-        "throughput": {
-            "window_seconds": view.state.window.duration,
-            "resolution_seconds": resolution,
-            "samples": [[ts, rate] for ts, rate in window_samples(view)],
-            "models": {
-                model: [[ts, rate] for ts, rate in samples] for model, samples in lines.items()
-            },
-            "models_with_samples": with_samples,
-        },
+        "throughput": throughput(view, resolution),
         "sources": {
             labels[0]: {"up": v == 1.0, "last_success": last_success.get(labels[0])}
             for labels, v in t["opta_exporter_source_up"]

@@ -238,3 +238,34 @@ def test_the_relay_reads_a_second_only_while_watched(
     assert metrics_reads(sim) - left <= 1  # back to its interval
     live = requests.get(exporter.url + "/api/live", timeout=WAIT).json()
     assert live["throughput"]["resolution_seconds"] == 30.0
+
+
+def test_the_stream_sends_each_chart_sample_once(
+    make_sim: MakeSim, make_exporter: MakeExporter
+) -> None:
+    """The first event has the whole window, each later one only what is new: over the
+    stream, the total's and the model's samples each come once, oldest first, and the
+    whole of them is the window /api/live has."""
+    sim = make_sim()
+    sim.load_model(MODEL)
+    sim.record_request(MODEL, completion_tokens=10)
+    exporter = make_exporter(sim, **FAST)
+    settled(exporter)
+    got: dict[str, list[list[float]]] = {"total": [], MODEL: []}
+    with open_stream(exporter.url) as resp:
+        for count, (_, doc) in enumerate(events(resp)):
+            throughput = doc["throughput"]
+            got["total"] += throughput["samples"]
+            got[MODEL] += throughput["models"].get(MODEL, [])
+            if count == 0:
+                first = len(got["total"])
+            elif count >= 4:
+                break
+    for line in got.values():
+        times = [t for t, _ in line]
+        assert times == sorted(set(times))  # each once, in order
+    assert len(got["total"]) > first >= 1  # news after the first event's window
+    assert got[MODEL] == got["total"]  # one model served every token
+    window = requests.get(exporter.url + "/api/live", timeout=WAIT).json()["throughput"]
+    newest = got["total"][-1][0]
+    assert [s for s in window["samples"] if s[0] <= newest] == got["total"]

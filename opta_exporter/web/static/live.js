@@ -61,6 +61,7 @@
   // -- what arrives: buffered; painted at most every PAINT_MS --------------------------
   function receive(doc) {
     var tp = obj(doc.throughput), models = obj(tp.models), ids = Object.keys(models);
+    if (tp.samples === null) ring = new Ring(); // the relay is stale: the chart starts over
     ring.take(tp.samples);
     rings.forEach(function (r, m) { // the server sends the lines to draw: no others
       if (!Object.prototype.hasOwnProperty.call(models, m)) rings.delete(m);

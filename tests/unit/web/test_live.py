@@ -22,7 +22,7 @@ from opta_exporter.relay.parse import parse_lmx_metrics
 from opta_exporter.relay.reader import LIVE_INTERVAL, RelayReader
 from opta_exporter.store import Store, View
 from opta_exporter.web.events import CHANGE_GAP, MAX_VIEWERS, LiveFeed, Stream, encode, frame
-from opta_exporter.web.live import snapshot
+from opta_exporter.web.live import Sent, only_new, snapshot
 from tests.fakes import FakeClock
 
 WALL, MONO = 1_700_000_000.0, 1_000.0
@@ -120,8 +120,8 @@ def test_what_metrics_leaves_out_is_null() -> None:
     assert set(lmx["memory"].values()) == {None}
     assert set(lmx["requests"].values()) == {None}
     assert lmx["relay"] == {"requests_total": None, "errors_total": None}
-    assert doc["throughput"]["samples"] == []
-    assert doc["throughput"]["models"] == {}
+    assert doc["throughput"]["samples"] is None
+    assert doc["throughput"]["models"] is None
     assert doc["throughput"]["models_with_samples"] == 0
     assert doc["sources"]["relay"] == {"up": False, "last_success": None}
 
@@ -137,6 +137,35 @@ def test_the_last_lost_connection_says_why_and_when() -> None:
     assert doc["connection"]["last_error"] == "http_error: HTTP 503"
     assert doc["connection"]["last_error_time"] == WALL
     assert doc["connection"]["state"] == "open"  # the error stays: it is the last one
+
+
+def chart(samples: list[list[float]] | None, **models: list[list[float]]) -> dict[str, Any]:
+    return {"time": WALL, "throughput": {"samples": samples, "models": models}}
+
+
+def test_a_stream_sends_each_sample_once_and_a_new_line_whole() -> None:
+    sent = Sent()
+    first = only_new(chart([[1, 10], [2, 20]], a=[[1, 5], [2, 6]]), sent)
+    assert first["throughput"]["samples"] == [[1, 10], [2, 20]]  # the whole window
+    assert first["time"] == WALL
+    later = only_new(
+        chart([[1, 10], [2, 20], [3, 30]], a=[[2, 6], [3, 7]], b=[[1, 1], [3, 2]]), sent
+    )
+    assert later["throughput"] == {
+        "samples": [[3, 30]],
+        "models": {"a": [[3, 7]], "b": [[1, 1], [3, 2]]},  # b is new here: whole
+    }
+    quiet = only_new(chart([[2, 20], [3, 30]], a=[[3, 7]]), sent)  # b no longer drawn
+    assert quiet["throughput"]["samples"] == []
+    assert quiet["throughput"]["models"] == {"a": []}  # still drawn, nothing new
+    back = only_new(chart([[3, 30], [4, 40]], a=[[4, 8]], b=[[1, 1], [3, 2], [4, 3]]), sent)
+    assert back["throughput"]["models"] == {"a": [[4, 8]], "b": [[1, 1], [3, 2], [4, 3]]}
+    stale = chart(None)
+    stale["throughput"]["models"] = None
+    assert only_new(stale, sent) is stale  # the relay is stale: the chart starts over
+    again = only_new(chart([[5, 50]], a=[[5, 9]]), sent)
+    assert again["throughput"] == {"samples": [[5, 50]], "models": {"a": [[5, 9]]}}
+    assert sent == Sent(5, {"a": 5})
 
 
 def test_only_the_busiest_models_lines_travel() -> None:
