@@ -22,11 +22,13 @@ MAX_LINES = 6  # per-model lines drawn; live.css has a colour for each
 Pair = tuple[float, float]  # (unix seconds, tokens/s)
 
 
-def _e(value: object) -> str:
+def escape(value: object) -> str:
+    """Text from LMX (model ids above all) as HTML text or an attribute's value."""
     return html.escape(str(value), quote=True)
 
 
-def _num(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A document's number, or None for null, a boolean or anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
@@ -39,7 +41,7 @@ def pairs(samples: Any) -> list[Pair]:
     kept = []
     for s in samples:
         if isinstance(s, list | tuple) and len(s) == 2:
-            t, r = _num(s[0]), _num(s[1])
+            t, r = number(s[0]), number(s[1])
             if t is not None and r is not None:
                 kept.append((t, r))
     return kept
@@ -101,31 +103,33 @@ def render(throughput: Mapping[str, Any]) -> str:
     shown = drawn(models)
     fr = frame([total, *(models[m] for m in shown)])
     lines = "".join(
-        _polyline(f'class="model s{i}" data-model="{_e(m)}"', points(models[m], fr) if fr else [])
+        _polyline(
+            f'class="model s{i}" data-model="{escape(m)}"', points(models[m], fr) if fr else []
+        )
         for i, m in enumerate(shown)
     )
     legend = "".join(
-        f'<li class="s{i}" data-model="{_e(m)}"><span class="key"></span> '
-        f"<span>{_e(m)}</span> <strong>{models[m][-1][1]:.1f}</strong> tokens/s</li>"
+        f'<li class="s{i}" data-model="{escape(m)}"><span class="key"></span> '
+        f"<span>{escape(m)}</span> <strong>{models[m][-1][1]:.1f}</strong> tokens/s</li>"
         for i, m in enumerate(shown)
     )
-    followed = _num(throughput.get("models_with_samples"))
+    followed = number(throughput.get("models_with_samples"))
     hidden = (len(shown) if followed is None else int(followed)) - len(shown)
     if hidden > 0:
         legend += f'<li class="more">and {hidden} more, not drawn</li>'
     latest = f"{total[-1][1]:.1f} tokens/s" if total else DASH
     peak = f"{max(r for _, r in total):.1f}" if total else DASH
-    window = _num(throughput.get("window_seconds"))
+    window = number(throughput.get("window_seconds"))
     span = DASH if window is None else f"{window:.0f} s"
     return (
         f'<figure><svg id="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'preserveAspectRatio="none" role="img" data-count="{len(total)}" '
-        f'aria-label="tokens per second over the last {_e(span)}, total and per model">'
+        f'aria-label="tokens per second over the last {escape(span)}, total and per model">'
         + f'<g id="chart-models">{lines}</g>'  # below the total, which is drawn last
         + _polyline('id="chart-line"', points(total, fr) if fr else [])
         + "</svg>"
-        f'<figcaption>Tokens/s: latest <strong id="tps-latest">{_e(latest)}</strong>, '
-        f'peak <span id="tps-peak">{_e(peak)}</span>, over the last '
-        f'<span id="tps-window">{_e(span)}</span>'
+        f'<figcaption>Tokens/s: latest <strong id="tps-latest">{escape(latest)}</strong>, '
+        f'peak <span id="tps-peak">{escape(peak)}</span>, over the last '
+        f'<span id="tps-window">{escape(span)}</span>'
         f'<ul id="chart-legend" class="legend">{legend}</ul></figcaption></figure>'
     )

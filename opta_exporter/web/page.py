@@ -11,7 +11,6 @@ CDN, no font, no request anywhere else.
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -19,33 +18,23 @@ from importlib import resources
 from typing import Any
 
 from opta_exporter.web import chart
+from opta_exporter.web.chart import DASH, escape, number
 
-DASH = "—"
 STATIC = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def gib(value: Any) -> str:
-    n = _num(value)
+    n = number(value)
     return DASH if n is None else f"{n / 2**30:.1f} GiB"
 
 
 def percent(value: Any) -> str:
-    n = _num(value)
+    n = number(value)
     return DASH if n is None else f"{n * 100:.0f} %"
 
 
 def count(value: Any) -> str:
-    n = _num(value)
+    n = number(value)
     return DASH if n is None else f"{n:.0f}"
 
 
@@ -54,7 +43,7 @@ def _text(value: Any) -> str:
 
 
 def ago(then: Any, now: Any) -> str:
-    t, n = _num(then), _num(now)
+    t, n = number(then), number(now)
     if t is None:
         return "last event never"
     if n is None:
@@ -74,7 +63,7 @@ def error_text(connection: Mapping[str, Any]) -> str:
 def connection_text(connection: Mapping[str, Any]) -> str:
     """The exporter's connection to LMX, as live.js writes it (less its countdown)."""
     state = _text(connection.get("state"))
-    backoff = _num(connection.get("backoff_seconds"))
+    backoff = number(connection.get("backoff_seconds"))
     if state in ("backoff", "auth_failed") and backoff is not None and backoff > 0:
         return f"{state}, retrying LMX in {backoff:.0f} s"
     return state
@@ -84,12 +73,12 @@ def models_rows(models: Sequence[Mapping[str, Any]]) -> str:
     if not models:
         return '<tr><td colspan="5">no model loaded</td></tr>'
     return "".join(
-        f'<tr><th scope="row">{_e(_text(m.get("model")))}</th>'
-        f"<td>{_e(_text(m.get('format')))}</td>"
-        f"<td>{_e(gib(m.get('memory_bytes')))}</td>"
-        f'<td data-readiness="{_e(_text(m.get("readiness")))}">'
-        f"{_e(_text(m.get('readiness')))}</td>"
-        f"<td>{_e(count(m.get('crashes')))}</td></tr>"
+        f'<tr><th scope="row">{escape(_text(m.get("model")))}</th>'
+        f"<td>{escape(_text(m.get('format')))}</td>"
+        f"<td>{escape(gib(m.get('memory_bytes')))}</td>"
+        f'<td data-readiness="{escape(_text(m.get("readiness")))}">'
+        f"{escape(_text(m.get('readiness')))}</td>"
+        f"<td>{escape(count(m.get('crashes')))}</td></tr>"
         for m in models
     )
 
@@ -115,8 +104,8 @@ def render(doc: Mapping[str, Any], *, version: str, lmx_url: str, telemetry_path
     memory = lmx.get("memory") or {}
     requests = lmx.get("requests") or {}
     relay = lmx.get("relay") or {}
-    usage = _num(memory.get("usage_ratio"))
-    threshold = _num(memory.get("threshold_ratio"))
+    usage = number(memory.get("usage_ratio"))
+    threshold = number(memory.get("threshold_ratio"))
     meter = (
         '<meter id="memory-meter" min="0" max="1"'
         + (" hidden" if usage is None else f' value="{usage:.4f}"')
@@ -131,27 +120,27 @@ def render(doc: Mapping[str, Any], *, version: str, lmx_url: str, telemetry_path
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/live.css">
 </head><body>
-<header><h1>Opta LMX <span id="lmx-version">{_e(_text(lmx.get("version")))}</span></h1>
-<p>opta-exporter {_e(version)}, reading <code>{_e(lmx_url)}</code></p>
+<header><h1>Opta LMX <span id="lmx-version">{escape(_text(lmx.get("version")))}</span></h1>
+<p>opta-exporter {escape(version)}, reading <code>{escape(lmx_url)}</code></p>
 <p id="view-status" role="status" aria-live="polite" data-state="static">
-<span id="view-state">snapshot</span>, <time id="doc-time">{_e(_stamp(doc.get("time")))}</time>
+<span id="view-state">snapshot</span>, <time id="doc-time">{escape(_stamp(doc.get("time")))}</time>
 </p></header>
 <main>
 <section aria-labelledby="h-conn"><h2 id="h-conn">Connection to LMX</h2>
-<p data-state="{_e(_text(conn.get("state")))}" id="connection">Event stream:
-<span id="conn-state"><strong>{_e(connection_text(conn))}</strong></span>;
-<span id="last-event">{_e(ago(conn.get("last_event"), doc.get("time")))}</span>;
-<span id="last-error">{_e(error_text(conn))}</span></p></section>
+<p data-state="{escape(_text(conn.get("state")))}" id="connection">Event stream:
+<span id="conn-state"><strong>{escape(connection_text(conn))}</strong></span>;
+<span id="last-event">{escape(ago(conn.get("last_event"), doc.get("time")))}</span>;
+<span id="last-error">{escape(error_text(conn))}</span></p></section>
 <section aria-labelledby="h-lmx"><h2 id="h-lmx">LMX</h2><dl>
 <dt>Up</dt><dd id="lmx-up">{_yes(lmx.get("up"))}</dd>
-<dt>Health</dt><dd id="lmx-health">{_e(_text(lmx.get("health")))}</dd>
+<dt>Health</dt><dd id="lmx-health">{escape(_text(lmx.get("health")))}</dd>
 <dt>Load shedding</dt><dd id="lmx-shedding">{_yes(lmx.get("shedding"))}</dd>
-<dt>Memory</dt><dd>{meter}<span id="lmx-memory">{_e(memory_text(memory))}</span></dd>
-<dt>In flight</dt><dd id="lmx-in-flight">{_e(in_flight_text(requests))}</dd>
+<dt>Memory</dt><dd>{meter}<span id="lmx-memory">{escape(memory_text(memory))}</span></dd>
+<dt>In flight</dt><dd id="lmx-in-flight">{escape(in_flight_text(requests))}</dd>
 <dt>Requests</dt><dd><span id="lmx-request-rate">{DASH}</span>/s
-(<span id="lmx-requests-total">{_e(count(relay.get("requests_total")))}</span> total)</dd>
+(<span id="lmx-requests-total">{escape(count(relay.get("requests_total")))}</span> total)</dd>
 <dt>Errors</dt><dd><span id="lmx-error-rate">{DASH}</span>/s
-(<span id="lmx-errors-total">{_e(count(relay.get("errors_total")))}</span> total)</dd>
+(<span id="lmx-errors-total">{escape(count(relay.get("errors_total")))}</span> total)</dd>
 </dl></section>
 <section aria-labelledby="h-models"><h2 id="h-models">Models</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Model</th><th scope="col">Format</th>
@@ -162,7 +151,7 @@ def render(doc: Mapping[str, Any], *, version: str, lmx_url: str, telemetry_path
 {chart.render(doc.get("throughput") or {})}</section>
 </main>
 <footer><ul>
-<li><a href="{_e(telemetry_path)}">Metrics</a></li>
+<li><a href="{escape(telemetry_path)}">Metrics</a></li>
 <li><a href="/-/healthy">Healthy</a> (200 while it serves)</li>
 <li><a href="/-/ready">Ready</a> (200 once LMX was read, the event stream is open and every
 thread runs; 503 and the reason otherwise)</li>
@@ -175,7 +164,7 @@ thread runs; 503 and the reason otherwise)</li>
 
 
 def _stamp(value: Any) -> str:
-    n = _num(value)
+    n = number(value)
     return DASH if n is None else time.strftime("%H:%M:%S UTC", time.gmtime(n))
 
 
