@@ -121,6 +121,8 @@ def render(throughput: Mapping[str, Any]) -> str:
     peak = f"{max(r for _, r in total):.1f}" if total else DASH
     window = number(throughput.get("window_seconds"))
     span = DASH if window is None else f"{window:.0f} s"
+    resolution = number(throughput.get("resolution_seconds"))
+    every = DASH if resolution is None else f"{resolution:g} s"
     return (
         f'<figure><svg id="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'preserveAspectRatio="none" role="img" data-count="{len(total)}" '
@@ -130,6 +132,7 @@ def render(throughput: Mapping[str, Any]) -> str:
         + "</svg>"
         f'<figcaption>Tokens/s: latest <strong id="tps-latest">{escape(latest)}</strong>, '
         f'peak <span id="tps-peak">{escape(peak)}</span>, over the last '
-        f'<span id="tps-window">{escape(span)}</span>'
+        f'<span id="tps-window">{escape(span)}</span>, a sample every '
+        f'<span id="tps-resolution">{escape(every)}</span> now'
         f'<ul id="chart-legend" class="legend">{legend}</ul></figcaption></figure>'
     )

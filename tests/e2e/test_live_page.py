@@ -127,6 +127,9 @@ def test_live_page_follows_lmx(
     start = int(attribute(browser, "chart", "data-count"))
     sim.record_request(MAIN, completion_tokens=500)
     until(browser, lambda d: int(attribute(d, "chart", "data-count")) >= start + 2, "points")
+    # at the resolution it has: the relay's 0.1 s here, as it is faster than the 1 s a
+    # viewer asks for
+    assert text(browser, "tps-resolution") == f"{FAST['relay_interval']:g} s"
     # ... and MAIN has its own line: LMX counts its tokens; ODD served none, so has none
     until(browser, lambda d: MAIN in text(d, "chart-legend"), "MAIN's line")
     assert ODD not in text(browser, "chart-legend")

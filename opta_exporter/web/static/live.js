@@ -225,6 +225,8 @@
       set("tps-peak", DASH);
     }
     set("tps-window", windowS === null ? DASH : windowS.toFixed(0) + " s");
+    var every = num(tp.resolution_seconds); // 1 s while watched, the relay's interval else
+    set("tps-resolution", every === null ? DASH : String(every) + " s");
     $("chart").setAttribute("data-count", String(pts.length));
   }
 

@@ -82,6 +82,7 @@ def test_every_figure_is_rendered() -> None:
     assert by_id(html, "tps-latest") == "60.0 tokens/s"
     assert by_id(html, "tps-peak") == "80.0"
     assert by_id(html, "tps-window") == "300 s"
+    assert by_id(html, "tps-resolution") == "1 s"
     assert 'data-count="3"' in html
     assert 'points="0.0,85.0 300.0,10.0 600.0,47.5"' in html
 
@@ -137,6 +138,7 @@ def test_nulls_are_a_dash() -> None:
     assert by_id(html, "lmx-memory") == f"{DASH} of {DASH} ({DASH}; LMX sheds load at {DASH})"
     assert by_id(html, "lmx-in-flight") == f"{DASH} of {DASH}"
     assert by_id(html, "tps-latest") == DASH
+    assert by_id(html, "tps-resolution") == DASH
     assert by_id(html, "models").count(DASH) == 4
     assert '<meter id="memory-meter" min="0" max="1" hidden>' in html
     assert 'data-count="0"' in html
