@@ -1,7 +1,8 @@
 """The live page's guards in a real browser (headless Chromium, selenium, loopback only):
 basic auth keeps out the page and its event stream, live.js paints at most every 500 ms
-however fast documents arrive, always the newest one, a page left frees its stream, and
-live.js paints a document exactly as the server renders it.
+however fast documents arrive, always the newest one, a page left frees its stream,
+live.js paints a document exactly as the server renders it, and its reconnects follow
+the backoff rule (jittered, doubling, capped at 30 s).
 
 The browser fixture and the helpers are test_live_page's (skipped, like it, where chromium
 or chromedriver is missing, and a failure in CI)."""
@@ -445,3 +446,84 @@ def test_live_js_paints_a_document_as_the_server_renders_it(
     assert set(lines) == {"chart-line", odd, "mlx-community/Qwen3-8B-4bit", "z/idle"}
     assert "and 6 more, not drawn" in painted["chart-legend"]
     assert browser.execute_script("return document.querySelectorAll('#chart-legend b').length") == 0
+
+
+# Installed before live.js: an EventSource the test fails at will, Math.random pinned by
+# the test, and live.js's retry timer (the one setTimeout whose callback is `connect`)
+# recorded and fired at once, so the whole backoff runs in no time. Every text of the
+# page's own status line is recorded too.
+RETRY_RIG = """
+(function () {
+  var rig = window.retryRig = { sources: [], delays: [], texts: [], random: 1 };
+  Math.random = function () { return rig.random; };
+  var setTimeout = window.setTimeout;
+  window.setTimeout = function (callback, delay) {
+    if (callback && callback.name === "connect") {
+      rig.delays.push(delay);
+      return setTimeout(callback, 0);
+    }
+    return setTimeout(callback, delay);
+  };
+  function FakeEventSource(url) {
+    this.url = String(url);
+    this.listeners = {};
+    this.onerror = null;
+    rig.sources.push(this);
+  }
+  FakeEventSource.prototype.addEventListener = function (name, listener) {
+    (this.listeners[name] = this.listeners[name] || []).push(listener);
+  };
+  FakeEventSource.prototype.close = function () { this.closed = true; };
+  window.EventSource = FakeEventSource;
+  document.addEventListener("DOMContentLoaded", function () {
+    var state = document.getElementById("view-state");
+    new MutationObserver(function () { rig.texts.push(state.textContent); })
+      .observe(state, { childList: true, characterData: true, subtree: true });
+  });
+})();
+"""
+
+
+def test_the_page_reconnects_with_jittered_backoff_capped_at_30_s(
+    make_sim: MakeSim,
+    make_exporter: MakeExporter,
+    browser: WebDriver,  # noqa: F811
+) -> None:
+    """The original design's rule: after the n-th failure in a row the page waits a time
+    drawn from [d/2, d], d = 1 s * 2^(n-1) capped at 30 s, says "reconnecting in N s",
+    and a stream that delivers a document resets n. The stream is the test's fake and
+    the retry timer fires at once, so eight failures take no time."""
+    exporter = make_exporter(make_sim())
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RETRY_RIG})
+    browser.get(exporter.url + "/")
+
+    def sources(d: WebDriver) -> int:
+        return int(d.execute_script("return window.retryRig.sources.length"))
+
+    def fail(d: WebDriver) -> None:
+        before = sources(d)
+        d.execute_script("var s = window.retryRig.sources; s[s.length - 1].onerror()")
+        until(d, lambda d: sources(d) == before + 1, "the next attempt")
+
+    until(browser, lambda d: sources(d) == 1, "the first attempt")
+    for _ in range(8):
+        fail(browser)
+    rig: dict[str, Any] = browser.execute_script("return window.retryRig")
+    assert rig["delays"] == [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+    shown = [t for t in rig["texts"] if t.startswith("disconnected")]
+    assert shown == [
+        f"disconnected from the exporter, reconnecting in {s} s"
+        for s in (1, 2, 4, 8, 16, 30, 30, 30)
+    ]
+    # a stream that delivers resets the count; the draw is anywhere in [d/2, d]
+    browser.execute_script(
+        "var s = window.retryRig.sources; s[s.length - 1].listeners.live[0]("
+        "new MessageEvent('live', {data: JSON.stringify(arguments[0])}))",
+        document(0),
+    )
+    until(browser, lambda d: attribute(d, "view-status", "data-state") == "live", "live")
+    browser.execute_script("window.retryRig.random = 0")
+    fail(browser)
+    fail(browser)
+    assert browser.execute_script("return window.retryRig.delays.slice(8)") == [500, 1000]
+    assert [e for e in log(browser, "browser") if e["level"] == "SEVERE"] == []
