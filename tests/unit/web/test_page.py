@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from opta_exporter.web.page import DASH, render, static
+from opta_exporter.web.chart import DASH
+from opta_exporter.web.page import render, static
 
 GIB = 2**30
 DOC: dict[str, Any] = {
