@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
+
+from opta_exporter.admin_key import ADMIN_KEY_ENV, admin_key
+from opta_exporter.values import (
+    boolean,
+    choice,
+    non_negative,
+    parse_duration,
+    parse_listen_addresses,
+    path,
+    positive,
+    url,
+)
 
 ENV_PREFIX = "OPTA_EXPORTER_"
-ADMIN_KEY_ENV = "OPTA_LMX_ADMIN_KEY"
-CREDENTIAL_NAME = "admin-key"
 # 9100-9999 is fully allocated on Prometheus' default-port list; 11234 sits outside it
 # and echoes LMX's own default port 1234.
 DEFAULT_PORT = 11234
@@ -203,164 +210,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("--log.format", "log_format", "logfmt or json.", "logfmt"),
 )
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(text: str) -> float:
-    """`30`, `30s`, `500ms`, `2m`: Prometheus-style durations, in seconds."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 500ms, 2m)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"not HOST:PORT: {text!r}")
-    return host.strip("[]"), int(port)
-
-
-def parse_listen_addresses(text: str) -> list[tuple[str, int]]:
-    """One address or several, separated by commas."""
-    addresses = [parse_listen_address(part.strip()) for part in text.split(",")]
-    fixed = [address for address in addresses if address[1]]  # port 0: each its own
-    if len(set(fixed)) < len(fixed):
-        raise ValueError(f"the same address twice: {text!r}")
-    return addresses
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise ValueError(f"must be true or false, got {text!r}")
-
-
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise ValueError(f"must be > 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = kind(text)
-        if value < 0:
-            raise ValueError(f"must be >= 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = text.lower()
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _url(text: str) -> str:
-    """Errors name the part that is wrong, never echo the URL: it may hold a key."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("not an http(s) URL with a host")
-    try:
-        parts.port  # noqa: B018 - urllib validates the port only when asked
-    except ValueError:
-        raise ValueError("the port is not a number from 0 to 65535") from None
-    if parts.username or parts.password or parts.query:
-        raise ValueError("must not carry credentials or a query: the key goes in a file")
-    return text.rstrip("/")
-
-
-def _path(text: str) -> str:
-    if not text.startswith("/") or text == "/":
-        raise ValueError(f"must start with / and not be / itself, got {text!r}")
-    return text
-
-
-def _sendable_key(key: str, source: str) -> str:
-    """The key travels as the X-Admin-Key header: http.client encodes it in Latin-1 and
-    refuses line breaks, so an unsendable key would fail every read of LMX, forever. Refuse
-    it here with what is wrong, never the key itself."""
-    for char in key:
-        if char in "\r\n":
-            problem = "a line break"
-        elif unicodedata.category(char) == "Cc":
-            problem = "a control character"
-        elif ord(char) > 0xFF:
-            problem = "a character outside Latin-1"
-        else:
-            continue
-        raise ValueError(
-            f"the admin key in {source} holds {problem}, which cannot be sent in the "
-            "X-Admin-Key header"
-        )
-    return key
-
-
-def _read_key(path: str) -> str:
-    try:
-        key = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:  # its text would hold the bytes, i.e. part of the key
-        raise ValueError(f"{path} is not UTF-8 text") from None
-    if not key:
-        raise ValueError(f"{path} is empty")
-    return _sendable_key(key, path)
-
-
 _PARSERS: dict[str, Callable[[str], object]] = {
-    "lmx_url": _url,
-    "heartbeat_interval": _positive(parse_duration),
-    "stale_timeout": _positive(parse_duration),
-    "connect_timeout": _positive(parse_duration),
-    "snapshot_interval": _positive(parse_duration),
-    "relay_interval": _non_negative(parse_duration),
-    "health_interval": _positive(parse_duration),
-    "models_interval": _positive(parse_duration),
-    "diagnostics_interval": _positive(parse_duration),
-    "jobs_interval": _positive(parse_duration),
-    "jobs_busy_interval": _positive(parse_duration),
-    "batch_window": _non_negative(parse_duration),
-    "telemetry_path": _path,
+    "lmx_url": url,
+    "heartbeat_interval": positive(parse_duration),
+    "stale_timeout": positive(parse_duration),
+    "connect_timeout": positive(parse_duration),
+    "snapshot_interval": positive(parse_duration),
+    "relay_interval": non_negative(parse_duration),
+    "health_interval": positive(parse_duration),
+    "models_interval": positive(parse_duration),
+    "diagnostics_interval": positive(parse_duration),
+    "jobs_interval": positive(parse_duration),
+    "jobs_busy_interval": positive(parse_duration),
+    "batch_window": non_negative(parse_duration),
+    "telemetry_path": path,
     "web_config_file": str,
-    "window_duration": _positive(parse_duration),
-    "backoff_base": _positive(parse_duration),
-    "backoff_cap": _positive(parse_duration),
-    "max_models": _positive(int),
-    "max_requests": _positive(int),
-    "disable_exporter_metrics": _bool,
-    "systemd_socket": _bool,
-    "log_level": _choice("debug", "info", "warn", "error"),
-    "log_format": _choice("logfmt", "json"),
+    "window_duration": positive(parse_duration),
+    "backoff_base": positive(parse_duration),
+    "backoff_cap": positive(parse_duration),
+    "max_models": positive(int),
+    "max_requests": positive(int),
+    "disable_exporter_metrics": boolean,
+    "systemd_socket": boolean,
+    "log_level": choice("debug", "info", "warn", "error"),
+    "log_format": choice("logfmt", "json"),
 }
-
-
-def _admin_key(key_file: str | None, env: Mapping[str, str]) -> str | None:
-    """File flag, then the env var, then a systemd credential: never argv (visible in ps)."""
-    if key_file:
-        return _read_key(key_file)
-    if env.get(ADMIN_KEY_ENV, "").strip():
-        return _sendable_key(env[ADMIN_KEY_ENV].strip(), ADMIN_KEY_ENV)
-    creds = env.get("CREDENTIALS_DIRECTORY")
-    path = Path(creds) / CREDENTIAL_NAME if creds else None
-    if path is not None and path.is_file():
-        # The unit always loads the credential; an empty one is how "no key" is said.
-        return _read_key(str(path)) if path.stat().st_size else None
-    return None
 
 
 def config_from_values(
@@ -377,7 +251,7 @@ def config_from_values(
         text = raw[opt.dest]
         try:
             if opt.dest == "admin_key_file":
-                parsed["admin_key"] = _admin_key(text, env)
+                parsed["admin_key"] = admin_key(text, env)
             elif opt.dest == "listen_address":
                 first, *others = parse_listen_addresses(text or "")
                 parsed["listen_host"], parsed["listen_port"] = first

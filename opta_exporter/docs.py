@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from opta_exporter.config import ADMIN_KEY_ENV, OPTIONS
+from opta_exporter.admin_key import ADMIN_KEY_ENV
+from opta_exporter.config import OPTIONS
 from opta_exporter.metrics.specs import METRICS
 from opta_exporter.relay.families import RELAY_METRICS
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from opta_exporter.admin_key import ADMIN_KEY_ENV
 from opta_exporter.cli import build_parser
-from opta_exporter.config import ADMIN_KEY_ENV, config_from_values
+from opta_exporter.config import config_from_values
 from tests.helpers import ROOT
 
 PLIST = ROOT / "launchd" / "com.opta.exporter.plist"

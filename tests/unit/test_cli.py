@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from opta_exporter import __version__, cli
-from opta_exporter.config import ADMIN_KEY_ENV, OPTIONS, Config, config_from_values
+from opta_exporter.admin_key import ADMIN_KEY_ENV
+from opta_exporter.config import OPTIONS, Config, config_from_values
 from opta_exporter.daemon import ListenError
 
 

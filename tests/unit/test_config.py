@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from opta_exporter.admin_key import ADMIN_KEY_ENV
 from opta_exporter.config import (
-    ADMIN_KEY_ENV,
     OPTIONS,
     Config,
     ConfigError,
