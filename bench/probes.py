@@ -223,7 +223,7 @@ def _throughput(exporter: Exporter, samples: int) -> None:
     interval = exporter.config.relay_interval
     for i in range(samples):
         with exporter.store.lock:
-            before = exporter.store.state.last_tokens
+            before = exporter.store.state.throughput.last
         mono, tokens = (0.0, 0.0) if before is None else (before.mono, before.completion_tokens)
         rate = 10.0 + i % 40
         exporter.store.count_tokens(

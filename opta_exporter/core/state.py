@@ -14,8 +14,7 @@ from opta_exporter.core.events import ERROR_REASONS
 from opta_exporter.core.histogram import HistogramFamily
 from opta_exporter.core.labels import ModelCap, OpenSet
 from opta_exporter.core.readings import DiagnosticsReading, Download, HealthReading
-from opta_exporter.core.throughput import TokenCount, model_rates, rate
-from opta_exporter.core.window import ThroughputWindow
+from opta_exporter.core.throughput import Throughput, TokenCount
 
 GIB = 1024.0**3
 UNLOAD_REASONS_ALL = ("manual", "ttl", "lru", "canary_failed", "other")
@@ -112,13 +111,11 @@ class LmxState:
     model_seq: dict[str, int] = field(default_factory=dict)
     readiness_seq: dict[str, int] = field(default_factory=dict)  # last readiness event
     open_labels: dict[str, OpenSet] = field(default_factory=dict)
-    window: ThroughputWindow = field(init=False)
-    model_windows: dict[str, ThroughputWindow] = field(default_factory=dict)  # per model
-    last_tokens: TokenCount | None = None  # the relay read a rate starts from
+    throughput: Throughput = field(init=False)  # the relay's token counts and windows
     cap: ModelCap = field(init=False)
 
     def __post_init__(self) -> None:
-        self.window = ThroughputWindow(self.window_duration)
+        self.throughput = Throughput(self.window_duration, self._keep())
         self.cap = ModelCap(self.max_models)
 
     def _keep(self) -> int:
@@ -264,27 +261,7 @@ class LmxState:
             self.max_concurrent = snap.max_concurrent
 
     def count_tokens(self, count: TokenCount) -> float | None:
-        """A relay read's token counters: the rates since the last read join the window
-        and each model's own (for the live chart). A model's window goes once it holds
-        no sample; the relay's cap bounds how many there are, `_keep()` bounds them too."""
-        before, self.last_tokens = self.last_tokens, count
-        tokens_per_second = None if before is None else rate(before, count)
-        if tokens_per_second is not None:
-            self.window.add(count.wall, tokens_per_second)
-        per_model = {} if before is None else model_rates(before, count)
-        windows = self.model_windows
-        for model, model_rate in per_model.items():
-            window = windows.get(model)
-            if window is None:
-                if len(windows) >= self._keep():
-                    continue
-                window = windows[model] = ThroughputWindow(self.window_duration)
-            window.add(count.wall, model_rate)
-        for model in [m for m in windows if m not in per_model]:
-            windows[model].prune(count.wall)
-            if not len(windows[model]):
-                del windows[model]
-        return tokens_per_second
+        return self.throughput.count(count)
 
     def series_dropped(self) -> dict[str, float]:
         return {metric: float(n) for metric, n in self.cap.dropped.items()}
@@ -299,7 +276,6 @@ class LmxState:
                 setattr(twin, name, value.copy())
             else:
                 setattr(twin, name, value)
-        twin.window = self.window.clone()
-        twin.model_windows = {m: w.clone() for m, w in self.model_windows.items()}
+        twin.throughput = self.throughput.clone()
         twin.cap = self.cap.clone()
         return twin

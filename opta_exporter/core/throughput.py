@@ -9,6 +9,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from opta_exporter.core.window import ThroughputWindow
+
 
 @dataclass(frozen=True)
 class TokenCount:
@@ -63,3 +65,43 @@ def model_rates(before: TokenCount, after: TokenCount) -> dict[str, float]:
         if tokens_per_second is not None:
             rates[model] = tokens_per_second
     return rates
+
+
+class Throughput:
+    """What the relay's reads feed: the total's window, each model's (for the live
+    chart) and the read the next rates start from. A model's window goes once it holds
+    no sample; the relay's cap bounds how many there are, `max_models` bounds them too."""
+
+    def __init__(self, duration: float, max_models: int) -> None:
+        self.duration, self.max_models = duration, max_models
+        self.window = ThroughputWindow(duration)
+        self.models: dict[str, ThroughputWindow] = {}
+        self.last: TokenCount | None = None
+
+    def count(self, count: TokenCount) -> float | None:
+        """A read's counters: the rates since the last read join the windows."""
+        before, self.last = self.last, count
+        tokens_per_second = None if before is None else rate(before, count)
+        if tokens_per_second is not None:
+            self.window.add(count.wall, tokens_per_second)
+        per_model = {} if before is None else model_rates(before, count)
+        windows = self.models
+        for model, model_rate in per_model.items():
+            window = windows.get(model)
+            if window is None:
+                if len(windows) >= self.max_models:
+                    continue
+                window = windows[model] = ThroughputWindow(self.duration)
+            window.add(count.wall, model_rate)
+        for model in [m for m in windows if m not in per_model]:
+            windows[model].prune(count.wall)
+            if not len(windows[model]):
+                del windows[model]
+        return tokens_per_second
+
+    def clone(self) -> Throughput:
+        twin = Throughput(self.duration, self.max_models)
+        twin.window = self.window.clone()
+        twin.models = {m: w.clone() for m, w in self.models.items()}
+        twin.last = self.last
+        return twin

@@ -79,7 +79,7 @@ def tables(
     (exposition.py) are built from this."""
     # the window's samples are rates from relay reads: none while the relay is stale
     relay = h.fresh("relay", now)
-    samples = s.window.samples(wall) if relay else []
+    samples = s.throughput.window.samples(wall) if relay else []
     stats = window_stats(samples)
     # A polled figure is shown only while its source is fresh: frozen is worse than absent.
     status = h.fresh("status", now)

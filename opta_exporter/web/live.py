@@ -66,7 +66,7 @@ def throughput(view: View, resolution: float | None) -> dict[str, Any]:
     `lmx_model_tokens_total`); only those travel, since at 100 models a document with
     every line would be ~1 MB a second for each viewer."""
     doc: dict[str, Any] = {
-        "window_seconds": view.state.window.duration,
+        "window_seconds": view.state.throughput.window.duration,
         "resolution_seconds": resolution,
         "samples": None,
         "models": None,
@@ -74,9 +74,9 @@ def throughput(view: View, resolution: float | None) -> dict[str, Any]:
     }
     if not view.health.fresh("relay", view.now):
         return doc
-    lines = {m: w.samples(view.wall) for m, w in view.state.model_windows.items()}
+    lines = {m: w.samples(view.wall) for m, w in view.state.throughput.models.items()}
     lines = {m: samples for m, samples in lines.items() if samples}
-    doc["samples"] = [[ts, rate] for ts, rate in view.state.window.samples(view.wall)]
+    doc["samples"] = [[ts, rate] for ts, rate in view.state.throughput.window.samples(view.wall)]
     doc["models"] = {m: [[ts, rate] for ts, rate in lines[m]] for m in drawn(lines)}
     doc["models_with_samples"] = len(lines)
     return doc

@@ -84,7 +84,7 @@ def test_every_declared_family_has_a_sample_in_an_lmx_day(
     wait_for(exporter, read_since(exporter, "relay"))
     sim.record_request("/models/before.gguf", completion_tokens=80, stream=True, error=True)
     wait_for(exporter, read_since(exporter, "relay"))
-    wait_for(exporter, lambda s, h: len(s.window) >= 1)
+    wait_for(exporter, lambda s, h: len(s.throughput.window) >= 1)
     seen.scrape()
 
     # a failed canary, quarantine, a crash loop, agent runs, config reload

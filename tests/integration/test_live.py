@@ -48,7 +48,7 @@ def settled(exporter: Exporter) -> None:
     wait_for(exporter, lambda state, health: MODEL in state.loaded)
     for source in ("status", "memory", "health", "relay"):
         wait_for(exporter, read_since(exporter, source))
-    wait_for(exporter, lambda state, health: len(state.window) >= 1)  # two relay reads
+    wait_for(exporter, lambda state, health: len(state.throughput.window) >= 1)  # two relay reads
 
 
 def test_live_says_what_metrics_says(make_sim: MakeSim, make_exporter: MakeExporter) -> None:

@@ -146,7 +146,7 @@ def test_the_window_holds_tokens_per_second_from_lmx_counters_across_a_restart(
     reader = RelayReader(config, requests.Session(), clock, on_tokens=store.count_tokens)
 
     def rates() -> list[float]:
-        return [rate for _, rate in store.view().state.window.samples(clock.wall)]
+        return [rate for _, rate in store.view().state.throughput.window.samples(clock.wall)]
 
     keyed_sim.record_request("m", completion_tokens=100)
     assert reader.read_once()

@@ -98,16 +98,18 @@ def test_token_reads_feed_the_window_and_a_view_keeps_its_own_copy() -> None:
     clock = FakeClock()
     store = make(clock)
     store.count_tokens(TokenCount(clock.mono, clock.wall, 1000.0, 60.0))
-    assert store.view().state.window.samples(clock.wall) == []  # one read: no rate yet
+    assert store.view().state.throughput.window.samples(clock.wall) == []  # one read: no rate yet
     clock.advance(15)
     store.count_tokens(TokenCount(clock.mono, clock.wall, 1300.0, 75.0))
     view = store.view()
-    assert view.state.window.samples(view.wall) == [(clock.wall, 20.0)]
-    assert view.state.last_tokens == TokenCount(clock.mono, clock.wall, 1300.0, 75.0)
+    assert view.state.throughput.window.samples(view.wall) == [(clock.wall, 20.0)]
+    assert view.state.throughput.last == TokenCount(clock.mono, clock.wall, 1300.0, 75.0)
     clock.advance(15)
     store.count_tokens(TokenCount(clock.mono, clock.wall, 1450.0, 90.0))
-    assert view.state.window.samples(clock.wall) == [(clock.wall - 15, 20.0)]  # unchanged
-    assert [rate for _, rate in store.view().state.window.samples(clock.wall)] == [20.0, 10.0]
+    window = view.state.throughput.window
+    assert window.samples(clock.wall) == [(clock.wall - 15, 20.0)]  # unchanged
+    now = store.view().state.throughput.window
+    assert [rate for _, rate in now.samples(clock.wall)] == [20.0, 10.0]
 
 
 def woken_by(
@@ -137,7 +139,7 @@ def test_wait_for_wakes_on_a_token_read_from_another_thread() -> None:
     writer = threading.Thread(
         target=store.count_tokens, args=(TokenCount(clock.mono, clock.wall, 150.0),)
     )
-    assert woken_by(store, writer, lambda state: len(state.window) == 1) == [True]
+    assert woken_by(store, writer, lambda state: len(state.throughput.window) == 1) == [True]
 
 
 def test_wait_for_wakes_on_a_change_from_another_thread() -> None:

@@ -168,6 +168,6 @@ def test_arbitrary_input_never_breaks_the_invariants(
         for table in (state.loaded, state.model_memory, state.readiness, state.crashes):
             assert len(table) <= 3
         assert all(math.isfinite(v) for v in counters(state).values())
-        samples = state.window.samples(NOW + mono)
+        samples = state.throughput.window.samples(NOW + mono)
         assert all(NOW + mono - WINDOW <= ts <= NOW + mono for ts, _ in samples)
         assert all(math.isfinite(rate) and rate >= 0 for _, rate in samples)

@@ -157,7 +157,7 @@ def test_a_refused_model_still_counts_where_no_model_label_is() -> None:
     assert state.series_dropped()["opta_lmx_model_loads_total"] == 1.0
     series = state.load_duration.series[("mlx",)]
     assert (sum(series.counts), series.total) == (2, 5.0)
-    assert [rate for _, rate in state.window.samples(NOW + 10.0)] == [30.0]
+    assert [rate for _, rate in state.throughput.window.samples(NOW + 10.0)] == [30.0]
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def test_the_window_holds_delta_tokens_over_delta_t_for_every_pair(
         state.count_tokens(count(mono, tokens))
         if i:
             expected.append(new_tokens / gap)
-    got = [r for _, r in state.window.samples(2_000_000.0)]
+    got = [r for _, r in state.throughput.window.samples(2_000_000.0)]
     assert got == pytest.approx(expected)
 
 
@@ -63,7 +63,7 @@ def test_a_restart_gives_no_sample_and_the_next_pair_counts_from_zero() -> None:
     assert state.count_tokens(count(15.0, 1300.0, 615.0)) == 20.0
     assert state.count_tokens(count(30.0, 30.0, 3.0)) is None  # LMX restarted in between
     assert state.count_tokens(count(45.0, 180.0, 18.0)) == 10.0
-    assert [r for _, r in state.window.samples(1_000_045.0)] == [20.0, 10.0]
+    assert [r for _, r in state.throughput.window.samples(1_000_045.0)] == [20.0, 10.0]
 
 
 @pytest.mark.parametrize(
@@ -98,11 +98,11 @@ def test_each_model_has_its_own_window_and_an_idle_one_leaves_with_its_samples()
     state.count_tokens(count(10.0, 300.0, a=100.0, b=200.0))
     state.count_tokens(count(20.0, 400.0, a=200.0))  # b's series is gone from LMX's body
     now = 1_000_020.0
-    assert [r for _, r in state.window.samples(now)] == [30.0, 10.0]
-    assert [r for _, r in state.model_windows["a"].samples(now)] == [10.0, 10.0]
-    assert [r for _, r in state.model_windows["b"].samples(now)] == [20.0]
+    assert [r for _, r in state.throughput.window.samples(now)] == [30.0, 10.0]
+    assert [r for _, r in state.throughput.models["a"].samples(now)] == [10.0, 10.0]
+    assert [r for _, r in state.throughput.models["b"].samples(now)] == [20.0]
     state.count_tokens(count(71.0, 400.0, a=200.0))  # b's one sample is out of the window
-    assert set(state.model_windows) == {"a"}
+    assert set(state.throughput.models) == {"a"}
 
 
 def test_a_copy_does_not_share_a_models_window() -> None:
@@ -111,8 +111,8 @@ def test_a_copy_does_not_share_a_models_window() -> None:
     state.count_tokens(count(10.0, 100.0, a=100.0))
     twin = state.copy()
     state.count_tokens(count(20.0, 200.0, a=200.0))
-    assert len(twin.model_windows["a"]) == 1
-    assert len(state.model_windows["a"]) == 2
+    assert len(twin.throughput.models["a"]) == 1
+    assert len(state.throughput.models["a"]) == 2
 
 
 def test_model_windows_are_bounded_whatever_the_counts_say() -> None:
@@ -120,4 +120,4 @@ def test_model_windows_are_bounded_whatever_the_counts_say() -> None:
     many = {f"m{i}": 0.0 for i in range(1000)}
     state.count_tokens(count(0.0, 0.0, **many))
     state.count_tokens(count(10.0, 10.0, **{m: 10.0 for m in many}))
-    assert len(state.model_windows) == 64  # _keep(): the larger of 4 x the cap and 64
+    assert len(state.throughput.models) == 64  # _keep(): the larger of 4 x the cap and 64
