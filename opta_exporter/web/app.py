@@ -1,8 +1,8 @@
 """HTTP: the metrics, a landing page, /-/healthy, /-/ready, /healthz and the live view's
 data (/api/live, /api/live/events: events.py), as a WSGI app (httpd.py serves it).
 
-The metrics are negotiated by q-value (OpenMetrics 1.0.0 when the scraper prefers it,
-else the text format 0.0.4; gzip when accepted) and written by exposition.py and
+The metrics are negotiated by q-value (negotiation.py: OpenMetrics 1.0.0 when the scraper
+prefers it, else the text format 0.0.4; gzip when accepted) and written by exposition.py and
 relay_text.py, byte for byte as the client library would write them; the exporter's own
 process_* and python_* families follow, from the client library's collectors in a
 registry of their own, unless --web.disable-exporter-metrics.
@@ -27,6 +27,7 @@ from opta_exporter.relay.text import RelayText
 from opta_exporter.store import Store
 from opta_exporter.web import page
 from opta_exporter.web.events import MAX_VIEWERS, LiveFeed, Stream, encode
+from opta_exporter.web.negotiation import OPENMETRICS, gzip_accepted, negotiate
 from opta_exporter.web.webconfig import RETRY_AFTER, AuthResult, BasicAuth
 
 StartResponse = Callable[..., Any]
@@ -45,58 +46,6 @@ def health(store: Store) -> dict[str, Any]:
         "last_event_age_seconds": age,
         "version": __version__,
     }
-
-
-TEXT = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-
-def _ranked(header: str) -> list[tuple[str, dict[str, str], float]]:
-    """An Accept or Accept-Encoding header's entries: (lower-cased name, parameters, q),
-    in the order sent. An entry whose q is not a number from 0 to 1 is left out."""
-    entries = []
-    for entry in header.split(","):
-        name, *params = entry.split(";")
-        args = {}
-        for param in params:
-            key, _, value = param.partition("=")
-            args[key.strip().lower()] = value.strip().strip('"')
-        try:
-            q = float(args.pop("q", "1"))
-        except ValueError:
-            continue
-        if 0.0 <= q <= 1.0:  # NaN fails both
-            entries.append((name.strip().lower(), args, q))
-    return entries
-
-
-def negotiate(accept: str) -> str:
-    """The Content-Type to answer with. We write OpenMetrics 1.0.0 and text 0.0.4 only:
-    an OpenMetrics range naming another version is not ours to echo (the library would
-    echo any version from 1.0.0 up, and fail on one that is not a number), so it falls to
-    the next choice; text 0.0.4 when nothing better is acceptable, as Prometheus expects."""
-    best, best_q = TEXT, 0.0
-    for name, args, q in _ranked(accept):
-        if name == "application/openmetrics-text" and args.get("version", "1.0.0") in (
-            "1.0.0",
-            "",
-        ):
-            choice = OPENMETRICS
-        elif name in ("text/plain", "text/*", "*/*"):
-            choice = TEXT
-        else:
-            continue
-        if q > best_q:  # ties: the first listed
-            best, best_q = choice, q
-    return best
-
-
-def gzip_accepted(accept_encoding: str) -> bool:
-    """gzip unless refused: by `gzip;q=0`, or by not being named where `*` is absent or
-    has q=0 (RFC 9110 12.5.3)."""
-    codings = {name: q for name, _, q in reversed(_ranked(accept_encoding))}
-    q = codings.get("gzip", codings.get("x-gzip", codings.get("*", 0.0)))
-    return q > 0
 
 
 class ProcessMetrics:
