@@ -169,8 +169,10 @@ class Store:
         state: str,
         backoff: float = 0.0,
         reconnect_reason: str | None = None,
-        detail: str | None = None,
+        error: str | None = None,
     ) -> None:
+        """`error`: what ended the connection, as its StreamEnded says it (`reason:
+        detail`), kept with the time for the live page."""
         with self.lock:
             self.health.connection_state = state
             self.health.backoff_seconds = backoff
@@ -178,7 +180,7 @@ class Store:
                 self.health.last_activity = self.clock.monotonic()
             if reconnect_reason is not None:
                 self.health.reconnects[reconnect_reason] += 1
-                error = reconnect_reason if detail is None else f"{reconnect_reason}: {detail}"
+                error = reconnect_reason if error is None else error
                 self.health.last_error, self.health.last_error_wall = error, self.clock.time()
             self._notify()
 

@@ -79,7 +79,7 @@ class StreamConsumer:
         assert isinstance(ended, StreamEnded)
         wait = self._backoff.next_wait(ended)
         state = "auth_failed" if ended.reason == "auth" else "backoff"
-        self._store.set_connection(state, wait, ended.reason, ended.detail)
+        self._store.set_connection(state, wait, ended.reason, str(ended))
         message = f"event stream {ended}; retrying in {wait:.1f}s"
         if ended.reason != self._last_logged:
             (log.warning if ended.reason == "auth" else log.info)(message)

@@ -75,13 +75,6 @@ def points(line: Sequence[Pair], fr: Frame) -> list[tuple[float, float]]:
     ]
 
 
-def chart_points(samples: Any) -> list[tuple[float, float]]:
-    """One line framed on its own."""
-    line = pairs(samples)
-    fr = frame([line])
-    return [] if fr is None else points(line, fr)
-
-
 def drawn(models: Mapping[str, Sequence[Pair]]) -> list[str]:
     """The models with a line: at most MAX_LINES, the busiest, listed by id (a model's
     colour is its place in that list)."""

@@ -162,9 +162,9 @@ def start_rig(
         state: str,
         backoff: float = 0.0,
         reconnect_reason: str | None = None,
-        detail: str | None = None,
+        error: str | None = None,
     ) -> None:
-        set_connection(state, backoff, reconnect_reason, detail)
+        set_connection(state, backoff, reconnect_reason, error)
         with store.lock:
             resyncs, models = store.health.resyncs["success"], frozenset(store.state.loaded)
         rig.transitions.append(Transition(state, reconnect_reason, backoff, resyncs, models))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from opta_exporter.web.chart import HEIGHT, MAX_LINES, WIDTH, chart_points, drawn, render
+from opta_exporter.web.chart import HEIGHT, MAX_LINES, WIDTH, drawn, pairs, render
 
 T = 1_700_000_000.0
 
@@ -57,9 +57,10 @@ def test_a_model_id_is_text_never_markup() -> None:
 
 
 def test_malformed_samples_are_left_out() -> None:
-    assert chart_points([[1.0, 10.0], [2.0, None], [3.0, 20.0]]) == [(0.0, 85.0), (600.0, 10.0)]
-    assert chart_points([[1.0], "x", [True, 3.0], None]) == []
-    assert chart_points(None) == []
+    html = render({"samples": [[1.0, 10.0], [2.0, None], [3.0, 20.0]], "models": {}})
+    assert polylines(html) == {"chart-line": "0.0,85.0 600.0,10.0"}
+    assert pairs([[1.0], "x", [True, 3.0], None]) == []
+    assert pairs(None) == []
     assert polylines(render({"samples": [], "models": {"a": "nonsense", "b": []}})) == {
         "chart-line": ""
     }

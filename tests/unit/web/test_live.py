@@ -129,7 +129,7 @@ def test_what_metrics_leaves_out_is_null() -> None:
 def test_the_last_lost_connection_says_why_and_when() -> None:
     clock = FakeClock(mono=MONO, wall=WALL)
     store = Store(LmxState(), health(), clock)
-    store.set_connection("backoff", 2.0, "http_error", "HTTP 503")
+    store.set_connection("backoff", 2.0, "http_error", "http_error: HTTP 503")
     store.set_connection("open")
     with store.lock:
         view = View(store.state.copy(), store.health.copy(), MONO, WALL)
